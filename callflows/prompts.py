@@ -1,0 +1,121 @@
+"""The prompt catalogue: every sentence the hotline speaks, per language.
+
+Mandarin and English are spoken by Twilio's text-to-speech. Twilio has no Tibetan voice,
+so Tibetan prompts are recordings that the hotline provides (see the README, "Adding
+Tibetan recordings"); ``ivr`` falls back to the Mandarin text where one is missing.
+Texts with ``{placeholders}`` are filled from ``Say.args``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PROMPTS: Mapping[str, Mapping[str, str]] = {
+    "welcome": {
+        "zh": "您好，欢迎致电12345政务服务便民热线。如遇火警、急救、报警或交通事故，请按9。"
+        "普通话服务请按1。",
+        "en": "Welcome to the 12345 citizen service hotline. For fire, medical, police or "
+        "traffic emergencies, press 9.",
+    },
+    "choose_tibetan": {"zh": "藏语服务请按2。", "en": "For Tibetan, press 2."},
+    "choose_english": {"zh": "For English, press 3.", "en": "For English, press 3."},
+    "main_menu": {
+        "zh": "政策咨询请按1，投诉举报请按2，求助建议请按3，查询工单进度请按4，"
+        "人工服务请按0，紧急情况请按9，重听请按星号键。",
+        "en": "For policy questions press 1. For a complaint or report press 2. For a "
+        "request for help or a suggestion press 3. To check a work order press 4. "
+        "For a call-taker press 0. For emergencies press 9. To hear this again press star.",
+    },
+    "invalid_input": {
+        "zh": "对不起，没有听清您的选择。",
+        "en": "Sorry, I did not get that.",
+    },
+    "to_call_taker": {
+        "zh": "正在为您转接人工服务，请稍候。",
+        "en": "Connecting you to a call-taker. Please hold.",
+    },
+    "queue_position": {
+        "zh": "您前面还有{position}位来电，请耐心等候，我们将尽快为您服务。",
+        "en": "There are {position} callers ahead of you. Please stay on the line.",
+    },
+    "queue_next": {
+        "zh": "您是下一位，请稍候。",
+        "en": "You are next in line. Please stay on the line.",
+    },
+    "progress_enter_number": {
+        "zh": "请输入您的工单编号，以井号键结束。",
+        "en": "Please key in your work order number, then press the hash key.",
+    },
+    "progress_status": {
+        "zh": "您的工单{number}，当前状态：{state}，承办单位：{department}，办理期限：{due}。",
+        "en": "Work order {number}. Status: {state}. Handled by: {department}. Due: {due}.",
+    },
+    "progress_not_found": {
+        "zh": "没有查到与您来电号码相符的这张工单，正在为您转接人工服务。",
+        "en": "We could not find this work order for the number you are calling from. "
+        "Connecting you to a call-taker.",
+    },
+    "progress_options": {
+        "zh": "重听请按1，人工服务请按0。",
+        "en": "To hear this again press 1. For a call-taker press 0.",
+    },
+    "goodbye": {
+        "zh": "感谢您的来电，再见。",
+        "en": "Thank you for calling. Goodbye.",
+    },
+    "emergency_menu": {
+        "zh": "紧急服务：火警请按1，急救请按2，报警请按3，交通事故请按4，"
+        "停水停电、燃气或供暖故障请按5。您也可以直接说出发生了什么。",
+        "en": "Emergency service. Fire press 1. Medical emergency press 2. Police press 3. "
+        "Traffic accident press 4. Water, power, gas or heating outage press 5. "
+        "You can also say what happened.",
+    },
+    "emergency_connecting": {
+        "zh": "正在为您紧急接通{line}，请不要挂机。",
+        "en": "Connecting you now to the {line}. Please stay on the line.",
+    },
+    "emergency_hold": {
+        "zh": "正在接通，请不要挂机。",
+        "en": "Still connecting you. Please stay on the line.",
+    },
+    "emergency_unreachable": {
+        "zh": "对不起，暂时无法接通{line}。请挂机后直接拨打{short_number}。现在为您转接人工服务。",
+        "en": "Sorry, we cannot reach the {line} right now. Please hang up and dial "
+        "{short_number} directly. Connecting you to a call-taker now.",
+    },
+    "apology": {
+        "zh": "对不起，系统暂时出现故障，正在为您转接人工服务，请稍候。",
+        "en": "Sorry, something went wrong on our side. Connecting you to a call-taker.",
+    },
+    "apology_emergency": {
+        "zh": "对不起，系统暂时出现故障，正在为您紧急接通{line}，请不要挂机。",
+        "en": "Sorry, something went wrong on our side. Connecting you to the {line} now.",
+    },
+}
+
+# Spoken names of the emergency lines, used in the {line} placeholders.
+LINE_NAMES: Mapping[str, Mapping[str, str]] = {
+    "fire": {"zh": "119火警", "en": "fire service, 119"},
+    "medical": {"zh": "120急救", "en": "ambulance service, 120"},
+    "police": {"zh": "110报警服务台", "en": "police, 110"},
+    "traffic": {"zh": "122交通事故报警台", "en": "traffic police, 122"},
+    "utility": {"zh": "水电气暖抢修热线", "en": "utility repair line"},
+}
+
+# Spoken names of work-order states, for the progress prompt.
+STATE_NAMES: Mapping[str, Mapping[str, str]] = {
+    "received": {"zh": "已受理", "en": "received"},
+    "dispatched": {"zh": "已派单", "en": "dispatched"},
+    "accepted": {"zh": "承办单位已签收", "en": "accepted by the department"},
+    "in_progress": {"zh": "办理中", "en": "in progress"},
+    "answered": {"zh": "承办单位已反馈", "en": "answered by the department"},
+    "callback": {"zh": "回访中", "en": "in the satisfaction callback"},
+    "closed": {"zh": "已办结", "en": "closed"},
+}
+
+
+def prompt_text(key: str, language: str, args: Mapping[str, str] | None = None) -> str:
+    """The text of a prompt in ``language``, or in Mandarin when it has none."""
+    texts = PROMPTS[key]
+    text = texts.get(language) or texts["zh"]
+    return text.format(**args) if args else text

@@ -1,0 +1,21 @@
+"""The Twilio edge: signature checks, TwiML rendering, the REST gateway, the simulator.
+
+The only package that imports ``twilio``. See README.md beside this file.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ivr.audio import audio_bp
+from ivr.config import VoiceConfig
+from ivr.request_session import init_request_sessions
+from ivr.voice import bp as voice_bp
+
+
+def init_voice(app: Flask, config: VoiceConfig) -> None:
+    """Mount the voice webhooks and the prompt recordings on ``app``."""
+    config.install(app)
+    init_request_sessions(app)
+    app.register_blueprint(voice_bp)
+    app.register_blueprint(audio_bp)

@@ -1,0 +1,62 @@
+"""What the Twilio edge needs from the composition root, passed in once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session, sessionmaker
+
+from callflows.front_door import FrontDoor
+from ivr.gateway import CallGateway
+from ivr.twiml import PromptAudio, TwimlRenderer
+from tickets.spool import Spool
+from tickets.webhooks import StoreContext
+
+EXTENSION_KEY = "hotline.ivr"
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    auth_token: str
+    public_base_url: str
+    hotline_number: str
+    emergency_numbers: Mapping[str, str]
+    sessions: sessionmaker[Session]
+    gateway: CallGateway
+    front_door: FrontDoor = field(default_factory=FrontDoor)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    hold_music_url: str = ""
+    recordings_dir: str = ""
+    skip_signature_check: bool = False
+    default_region: str = "CN"
+    emergency_dial_attempts: int = 3
+    spool_dir: str = "instance/spool"
+
+    def url(self, path: str) -> str:
+        """The absolute URL Twilio must call for ``path`` (and signs)."""
+        return self.public_base_url + path
+
+    @cached_property
+    def renderer(self) -> TwimlRenderer:
+        audio = PromptAudio(self.recordings_dir, self.public_base_url)
+        return TwimlRenderer(self.public_base_url, self.hold_music_url, audio)
+
+    @cached_property
+    def store_context(self) -> StoreContext:
+        return StoreContext(self.zone, self.emergency_numbers, self.default_region)
+
+    @cached_property
+    def spool(self) -> Spool:
+        return Spool(self.spool_dir)
+
+    def install(self, app: Flask) -> None:
+        app.extensions[EXTENSION_KEY] = self
+
+
+def voice_config() -> VoiceConfig:
+    config: VoiceConfig = current_app.extensions[EXTENSION_KEY]
+    return config

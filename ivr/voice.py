@@ -1,0 +1,204 @@
+"""The voice webhooks: the only door Twilio knocks on.
+
+Every route is signed (403 otherwise), records what Twilio sent once, asks the front
+door what the caller hears next, and answers TwiML. Any failure on the way becomes the
+apology TwiML of ``ivr.safety``, never an HTML error page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, abort, request
+from sqlalchemy.orm import Session
+from twilio.request_validator import RequestValidator
+
+from callflows.front_door import (
+    CallerInput,
+    FlowState,
+    ProgressInfo,
+    emergency_wait,
+    queue_wait,
+)
+from callflows.steps import Language, Stage, WaitRoom
+from ivr import emergency
+from ivr.config import voice_config
+from ivr.events import CallStatusEvent, ConferenceEvent
+from ivr.persist import persist, webhook_from_request
+from ivr.request_session import request_session
+from ivr.safety import apology_response, safe_voice_route, twiml_response, wait_fallback
+from ivr.signature import is_signed_by_twilio
+from tickets import calls, work_orders
+from tickets.phones import mask_number, parse_caller
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+METHODS = ["GET", "POST"]
+_validators: dict[str, RequestValidator] = {}
+
+
+@bp.before_request
+def require_twilio_signature() -> None:
+    config = voice_config()
+    if config.skip_signature_check:
+        return
+    validator = _validators.get(config.auth_token)
+    if validator is None:
+        validator = _validators[config.auth_token] = RequestValidator(config.auth_token)
+    if not is_signed_by_twilio(request, validator, config.public_base_url):
+        log.warning("rejected unsigned or forged request to %s", request.path)
+        abort(403)
+
+
+def _language() -> Language:
+    try:
+        return Language(request.args.get("lang", "zh"))
+    except ValueError:
+        return Language.MANDARIN
+
+
+def _flow_state() -> FlowState:
+    try:
+        attempt = min(max(int(request.args.get("try", "1")), 1), 9)
+    except ValueError:
+        attempt = 1
+    return FlowState(
+        call_sid=request.values.get("CallSid", "")[:34],
+        language=_language(),
+        attempt=attempt,
+        order_number=request.args.get("order", "")[:20],
+        line=request.args.get("line", "")[:16],
+    )
+
+
+def _session() -> Session:
+    return request_session()
+
+
+@bp.route("/incoming", methods=METHODS)
+@safe_voice_route
+def incoming() -> Response:
+    config = voice_config()
+    call_sid = request.values.get("CallSid", "")[:34]
+    if not call_sid:
+        abort(400, "CallSid is required")
+    hook = webhook_from_request("incoming", is_new_call=True, step="greeting")
+    if persist(hook):
+        caller = parse_caller(request.values.get("From"), config.default_region)
+        log.info(
+            "incoming call %s from %s", call_sid, mask_number(caller.number or caller.kind.value)
+        )
+    return twiml_response(config.front_door.start(call_sid).steps)
+
+
+@bp.route("/step/<stage>", methods=METHODS)
+@safe_voice_route
+def step(stage: str) -> Response:
+    config = voice_config()
+    state = _flow_state()
+    if not state.call_sid:
+        abort(400, "CallSid is required")
+    try:
+        current = Stage(stage)
+    except ValueError:
+        return apology_response()
+    given = CallerInput.parse(request.values.get("Digits"), request.values.get("SpeechResult"))
+    turn = config.front_door.handle(current, state, given, _progress_lookup)
+    hook = webhook_from_request(
+        f"step:{current.value}",
+        step=turn.path,
+        language=turn.language.value if turn.language else None,
+        intent=turn.intent.value if turn.intent else None,
+        enters_queue=turn.queue,
+        emergency_line=turn.emergency_line,
+        extra={"lang": state.language.value},
+    )
+    stored = persist(hook)
+    if turn.emergency_line and stored is not False:
+        emergency.dial_line(state, turn.emergency_line, recorded=stored is True)
+    return twiml_response(turn.steps)
+
+
+def _progress_lookup(number: str) -> ProgressInfo | None:
+    config = voice_config()
+    caller = parse_caller(request.values.get("From"), config.default_region)
+    found = work_orders.find_progress_for_caller(
+        session=_session(), number=number, caller_number=caller.number
+    )
+    if found is None:
+        return None
+    due = found.due_at.astimezone(config.zone).strftime("%Y-%m-%d") if found.due_at else "-"
+    return ProgressInfo(found.number, found.state, found.department or "-", due)
+
+
+@bp.route("/wait/<room>", methods=METHODS)
+@safe_voice_route(fallback=wait_fallback)
+def wait(room: str) -> Response:
+    state = _flow_state()
+    persist(webhook_from_request(f"wait:{room}"))
+    session = _session()
+    if room == WaitRoom.EMERGENCY.value:
+        retry = emergency.retry_if_not_dialed(session, state, request.args.get("line", ""))
+        session.rollback()
+        if retry:
+            retry()
+        return twiml_response(emergency_wait(state.language), redirect_to=request.full_path)
+    position = calls.queue_position(session=session, call_sid=state.call_sid) or 1
+    return twiml_response(queue_wait(state.language, position), redirect_to=request.full_path)
+
+
+@bp.route("/status", methods=METHODS)
+@safe_voice_route(fallback=lambda: twiml_response(()))
+def status() -> Response:
+    event = CallStatusEvent.parse(request.values)
+    status_value = event.status.value if event.status else None
+    hook = webhook_from_request(
+        "status",
+        event.call_sid,
+        "status",
+        event.sequence_number,
+        status_value,
+        sequence_number=event.sequence_number,
+        status=status_value,
+        status_at=event.at.isoformat(),
+        duration_seconds=event.duration_seconds,
+        leaves_queue=bool(event.status and event.status.is_final),
+    )
+    if persist(hook) and request.args.get("leg") == "emergency":
+        session = _session()
+        follow_up = emergency.on_leg_status(session, event, request.args)
+        session.commit()
+        if follow_up:
+            follow_up()
+    return twiml_response(())
+
+
+@bp.route("/conference-status", methods=METHODS)
+@safe_voice_route(fallback=lambda: twiml_response(()))
+def conference_status() -> Response:
+    event = ConferenceEvent.parse(request.values)
+    hook = webhook_from_request(
+        "conference",
+        event.conference_sid,
+        event.event,
+        event.call_sid,
+        event.sequence_number,
+        sequence_number=event.sequence_number,
+        status_at=event.at.isoformat(),
+        leaves_queue=event.event == "participant-leave" and event.call_sid == event.room,
+    )
+    persist(hook)
+    return twiml_response(())
+
+
+@bp.route("/fallback", methods=METHODS)
+@safe_voice_route
+def fallback() -> Response:
+    """Twilio's Fallback URL: our Voice URL failed, so apologise and get help."""
+    persist(webhook_from_request("fallback"))
+    log.error(
+        "Twilio used the fallback URL: error %s at %s",
+        request.values.get("ErrorCode"),
+        request.values.get("ErrorUrl", "")[:200],
+    )
+    return apology_response()

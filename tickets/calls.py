@@ -1,0 +1,161 @@
+"""Service functions for the ``calls`` table. They take a session and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tickets.db import utcnow
+from tickets.models import Call, CallDirection, CallEvent, CallStatus
+from tickets.phones import Caller
+
+MAX_PATH = 500
+
+
+def register_call(
+    *,
+    session: Session,
+    call_sid: str,
+    caller: Caller,
+    to_number: str | None,
+    status: CallStatus,
+    direction: CallDirection = CallDirection.INBOUND,
+    parent_call_sid: str | None = None,
+    leg_role: str | None = None,
+) -> None:
+    """Create the call's row unless it exists (a retried first webhook)."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = (
+        module.insert(Call)
+        .values(
+            call_sid=call_sid,
+            direction=direction,
+            caller_kind=caller.kind.value,
+            from_number=caller.number,
+            caller_identity=caller.identity,
+            to_number=to_number,
+            status=status,
+            status_rank=status.rank,
+            front_door_path="",
+            created_at=utcnow(),
+            parent_call_sid=parent_call_sid,
+            leg_role=leg_role,
+        )
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+    session.execute(statement)
+
+
+def note_front_door(
+    *,
+    session: Session,
+    call_sid: str,
+    step: str,
+    language: str | None = None,
+    intent: str | None = None,
+    emergency_line: str | None = None,
+) -> None:
+    """Append a step to the call's front-door path and keep what the caller chose.
+
+    One UPDATE, no read: the webhook's hot path only appends.
+    """
+    values: dict[str, object] = {
+        "front_door_path": func.substr(
+            func.coalesce(Call.front_door_path, "") + ">" + step, 1, MAX_PATH
+        )
+    }
+    if language:
+        values["language"] = language
+    if intent:
+        values["intent"] = intent
+    if emergency_line:
+        values["emergency_line"] = emergency_line
+    session.execute(update(Call).where(Call.call_sid == call_sid).values(**values))
+
+
+def record_call_status(
+    *,
+    session: Session,
+    call_sid: str,
+    status: CallStatus,
+    at: datetime,
+    duration_seconds: int | None = None,
+) -> bool:
+    """Move the call forward to ``status``; a late or repeated callback changes nothing.
+
+    Returns True when the call moved.
+    """
+    values: dict[str, object] = {"status": status, "status_rank": status.rank}
+    if status is CallStatus.IN_PROGRESS:
+        values["answered_at"] = func.coalesce(Call.answered_at, at)
+    if status.is_final:
+        values["ended_at"] = at
+        if duration_seconds is not None:
+            values["duration_seconds"] = duration_seconds
+    result = session.execute(
+        update(Call)
+        .where(Call.call_sid == call_sid, Call.status_rank < status.rank)
+        .values(**values)
+    )
+    return bool(result.rowcount)
+
+
+def enter_queue(*, session: Session, call_sid: str, at: datetime | None = None) -> None:
+    """The caller starts waiting (the first entry counts; a re-entry keeps the place)."""
+    session.execute(
+        update(Call)
+        .where(Call.call_sid == call_sid, Call.queued_at.is_(None))
+        .values(queued_at=at or utcnow())
+    )
+
+
+def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or call.queued_at is None or call.queue_left_at is not None:
+        return
+    call.queue_left_at = at
+    call.queue_wait_seconds = max(0, int((at - call.queued_at).total_seconds()))
+
+
+def queue_position(*, session: Session, call_sid: str) -> int | None:
+    """1 for the caller at the head of the queue; None when not waiting."""
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or call.queued_at is None or call.queue_left_at is not None:
+        return None
+    ahead = session.scalar(
+        select(func.count())
+        .select_from(Call)
+        .where(
+            Call.queued_at.is_not(None),
+            Call.queue_left_at.is_(None),
+            Call.queued_at < call.queued_at,
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+def find_call(*, session: Session, call_sid: str) -> Call | None:
+    return session.scalar(select(Call).where(Call.call_sid == call_sid))
+
+
+def get_call(*, session: Session, call_sid: str) -> Call:
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None:
+        raise LookupError(f"no call {call_sid}")
+    return call
+
+
+def count_events(*, session: Session, call_sid: str, kind: str) -> int:
+    """How many events of ``kind`` the call has (e.g. failed emergency dials)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(CallEvent)
+            .where(CallEvent.call_sid == call_sid, CallEvent.kind == kind)
+        )
+        or 0
+    )

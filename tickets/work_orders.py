@@ -1,0 +1,135 @@
+"""Work orders opened by the voice side: the urgent order of the emergency lane, and
+what a caller may hear about an order's progress. The full lifecycle comes later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tickets.db import utcnow
+from tickets.models import WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
+
+SYSTEM_ACTOR = "system:ivr"
+
+
+def _number_for(order_id: int, at: datetime, zone: tzinfo) -> str:
+    """Digits only, so a caller can key it: local date + the row id, e.g. 20261127000042."""
+    return f"{at.astimezone(zone):%Y%m%d}{order_id:06d}"
+
+
+def open_emergency_work_order(
+    *,
+    session: Session,
+    call_sid: str,
+    caller_number: str | None,
+    language: str,
+    line: str,
+    line_number: str,
+    zone: tzinfo,
+) -> WorkOrder | None:
+    """Open the urgent order of an emergency call; None when the call already has one."""
+    existing = session.scalar(
+        select(WorkOrder.id).where(
+            WorkOrder.call_sid == call_sid, WorkOrder.kind == WorkOrderKind.EMERGENCY
+        )
+    )
+    if existing is not None:
+        return None
+    now = utcnow()
+    order = WorkOrder(
+        number=f"pending-{call_sid}"[:24],
+        kind=WorkOrderKind.EMERGENCY,
+        state=WorkOrderState.RECEIVED,
+        is_urgent=True,
+        call_sid=call_sid,
+        caller_number=caller_number,
+        language=language,
+        summary=f"Emergency lane: {line}",
+        emergency_line=line,
+        emergency_number=line_number,
+        emergency_requested_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(order)
+    session.flush()
+    order.number = _number_for(order.id, now, zone)
+    order.history.append(
+        WorkOrderHistory(
+            actor=SYSTEM_ACTOR,
+            from_state=None,
+            to_state=WorkOrderState.RECEIVED,
+            reason=f"caller chose the emergency lane ({line})",
+            at=now,
+        )
+    )
+    return order
+
+
+def note_emergency_dialed(*, session: Session, call_sid: str, leg_sid: str) -> None:
+    """The emergency line's leg was placed (the first placement's time counts)."""
+    session.execute(
+        update(WorkOrder)
+        .where(WorkOrder.call_sid == call_sid, WorkOrder.kind == WorkOrderKind.EMERGENCY)
+        .values(emergency_leg_sid=leg_sid, updated_at=utcnow())
+    )
+    session.execute(
+        update(WorkOrder)
+        .where(
+            WorkOrder.call_sid == call_sid,
+            WorkOrder.kind == WorkOrderKind.EMERGENCY,
+            WorkOrder.emergency_dialed_at.is_(None),
+        )
+        .values(emergency_dialed_at=utcnow())
+    )
+
+
+def note_emergency_connected(*, session: Session, parent_call_sid: str, at: datetime) -> None:
+    session.execute(
+        update(WorkOrder)
+        .where(
+            WorkOrder.call_sid == parent_call_sid,
+            WorkOrder.kind == WorkOrderKind.EMERGENCY,
+            WorkOrder.emergency_connected_at.is_(None),
+        )
+        .values(emergency_connected_at=at, updated_at=utcnow())
+    )
+
+
+def find_emergency_order(*, session: Session, call_sid: str) -> WorkOrder | None:
+    return session.scalar(
+        select(WorkOrder).where(
+            WorkOrder.call_sid == call_sid, WorkOrder.kind == WorkOrderKind.EMERGENCY
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderProgress:
+    number: str
+    state: str
+    department: str | None
+    due_at: datetime | None
+
+
+def find_progress_for_caller(
+    *, session: Session, number: str, caller_number: str | None
+) -> OrderProgress | None:
+    """The order's progress, only when ``caller_number`` opened it.
+
+    An unknown number and someone else's order look the same to the caller, so the
+    hotline never confirms that an order exists to a stranger.
+    """
+    if not caller_number:
+        return None
+    order = session.scalar(
+        select(WorkOrder).where(
+            WorkOrder.number == number, WorkOrder.caller_number == caller_number
+        )
+    )
+    if order is None:
+        return None
+    return OrderProgress(order.number, order.state.value, order.handling_department, order.due_at)

@@ -1,0 +1,79 @@
+"""The composition root: builds the Flask app from settings and wires the parts."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from callflows.front_door import FrontDoor
+from ivr import init_voice
+from ivr.config import VoiceConfig
+from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
+from tickets.db import make_engine
+from webapp.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def build_gateway(settings: Settings) -> CallGateway:
+    """Twilio's REST API when configured, else the console gateway (development)."""
+    if settings.gateway == "twilio":
+        return TwilioGateway.from_settings(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token or None,
+            api_key=settings.twilio_api_key or None,
+            api_secret=settings.twilio_api_secret or None,
+            api_base_url=settings.twilio_api_base_url,
+            timeout_seconds=settings.twilio_timeout_seconds,
+        )
+    return ConsoleGateway()
+
+
+def create_app(settings: Settings | None = None, *, gateway: CallGateway | None = None) -> Flask:
+    settings = settings or load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        HOTLINE_SETTINGS=settings,
+    )
+    app.url_map.strict_slashes = False  # a trailing slash must not turn into a redirect
+    if settings.skip_signature_check:
+        log.warning(
+            "!!! TWILIO_SKIP_SIGNATURE is on: webhooks are NOT authenticated. "
+            "Never run like this where the internet can reach the app. !!!"
+        )
+    engine = make_engine(settings.database_url)
+    app.extensions["hotline.engine"] = engine
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    init_voice(
+        app,
+        VoiceConfig(
+            auth_token=settings.webhook_auth_token,
+            public_base_url=settings.public_base_url,
+            hotline_number=settings.hotline_number,
+            emergency_numbers=settings.emergency_numbers,
+            sessions=sessions,
+            gateway=gateway or build_gateway(settings),
+            front_door=FrontDoor(settings.front_door_mode),
+            zone=settings.zone,
+            hold_music_url=settings.hold_music_url,
+            recordings_dir=settings.recordings_dir,
+            spool_dir=settings.spool_dir,
+            skip_signature_check=settings.skip_signature_check,
+        ),
+    )
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+    return app

@@ -1,0 +1,117 @@
+"""The ``hotline`` command: migrate, seed demo data, place simulated calls."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from ivr.simulator import make_simulator, run_cli
+from webapp import create_app
+from webapp.demo import seed_demo_data
+from webapp.settings import Settings, SettingsError
+from webapp.spool_replay import replay_spool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _create_app() -> Flask:
+    try:
+        return create_app()
+    except SettingsError as error:
+        click.echo(f"Configuration error: {error}", err=True)
+        sys.exit(2)
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+def main() -> None:
+    """The 12345 hotline."""
+
+
+@main.command("migrate")
+@with_appcontext
+def migrate_command() -> None:
+    """Bring the database schema up to date (Procfile: release)."""
+    settings: Settings = current_app.config["HOTLINE_SETTINGS"]
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    command.upgrade(alembic_config(settings.database_url), "head")
+    click.echo("database is up to date")
+
+
+@main.command("seed")
+@with_appcontext
+def seed_command() -> None:
+    """Add the demo work orders (idempotent)."""
+    for line in seed_demo_data(
+        current_app.extensions["hotline.engine"], current_app.config["HOTLINE_SETTINGS"]
+    ):
+        click.echo(line)
+
+
+@main.command("call")
+@click.option(
+    "--from",
+    "from_number",
+    default="+8613800000001",
+    show_default=True,
+    help="The caller's number (or anonymous, client:name).",
+)
+@click.option("--to", "to_number", default=None, help="The hotline number called.")
+@click.option(
+    "--press", default="", help="Keys for each menu in turn, e.g. 1,2 or 4,20261127000001#"
+)
+@click.option("--say", "speech", multiple=True, help="Say this at the next menu (repeatable).")
+@click.option(
+    "--url",
+    default=None,
+    help="A running server, e.g. http://127.0.0.1:5000; without it the call runs in process.",
+)
+@click.option("--interactive", is_flag=True, help="Ask for keys when the script runs out.")
+@with_appcontext
+def call_command(
+    from_number: str,
+    to_number: str | None,
+    press: str,
+    speech: tuple[str, ...],
+    url: str | None,
+    interactive: bool,
+) -> None:
+    """Place a simulated call: plays Twilio's part and prints what the caller hears."""
+    settings: Settings = current_app.config["HOTLINE_SETTINGS"]
+    inputs = [key.strip() for key in press.split(",")] if press else []
+    inputs += [f"speech:{text}" for text in speech]
+    simulator = make_simulator(
+        auth_token=settings.webhook_auth_token,
+        public_base_url=settings.public_base_url,
+        url=url,
+        app=None if url else current_app,
+    )
+    sys.exit(
+        run_cli(simulator, from_number, to_number or settings.hotline_number, inputs, interactive)
+    )
+
+
+@main.command("replay-spool")
+@with_appcontext
+def replay_spool_command() -> None:
+    """Store the webhooks spooled while the database was down."""
+    stored, pending = replay_spool(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"stored {stored} spooled webhooks; {pending} still pending")
+    if pending:
+        sys.exit(1)

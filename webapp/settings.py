@@ -1,0 +1,184 @@
+"""Typed settings read from the environment and checked once, at start-up.
+
+Every variable is listed in README.md ("Configuration") and ``.env.example``. A bad or
+missing value stops the app with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from callflows.front_door import FrontDoorMode
+from tickets.phones import to_e164
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+TWILIO_API = "https://api.twilio.com"
+TWILIO_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
+ENVIRONMENTS = ("development", "test", "production")
+
+# The numbers your carrier routes to the local emergency and utility centres. The
+# defaults are placeholders in Lhasa's area code: set the real ones in production.
+EMERGENCY_DEFAULTS = {
+    "fire": ("EMERGENCY_FIRE_NUMBER", "+868910000119"),
+    "medical": ("EMERGENCY_MEDICAL_NUMBER", "+868910000120"),
+    "police": ("EMERGENCY_POLICE_NUMBER", "+868910000110"),
+    "traffic": ("EMERGENCY_TRAFFIC_NUMBER", "+868910000122"),
+    "utility": ("UTILITY_LINE_NUMBER", "+868910012345"),
+}
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    secret_key: str = "dev-only-secret"
+    database_url: str = f"sqlite:///{INSTANCE_DIR / 'hotline.db'}"
+    redis_url: str | None = None
+    huey_sqlite_path: str = str(INSTANCE_DIR / "huey.db")
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_key: str = ""
+    twilio_api_secret: str = ""
+    twilio_api_base_url: str = TWILIO_API
+    twilio_timeout_seconds: float = 10.0
+    skip_signature_check: bool = False
+    gateway: str = "console"
+    hotline_number: str = "+868916312345"
+    public_base_url: str = "http://127.0.0.1:5000"
+    emergency_numbers: Mapping[str, str] = field(
+        default_factory=lambda: {line: number for line, (_, number) in EMERGENCY_DEFAULTS.items()}
+    )
+    front_door_mode: FrontDoorMode = FrontDoorMode.MENU
+    timezone: str = "Asia/Shanghai"
+    hold_music_url: str = TWILIO_HOLD_MUSIC
+    recordings_dir: str = str(INSTANCE_DIR / "recordings")
+    spool_dir: str = str(INSTANCE_DIR / "spool")
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def webhook_auth_token(self) -> str:
+        """The token Twilio signs webhooks with; a fixed one in development and tests."""
+        return self.twilio_auth_token or "development-auth-token"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute http(s) URL, not {value!r}")
+    return value.rstrip("/")
+
+
+def _number(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    number = to_e164(raw)
+    if number is None or not raw.startswith("+"):
+        raise SettingsError(f"{name} must be a phone number in E.164 form (+86...), not {raw!r}")
+    return number
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the settings; raises SettingsError naming the bad variable."""
+    env = os.environ if env is None else env
+    environment = _choice(env, "HOTLINE_ENV", "development", ENVIRONMENTS)
+    production = environment == "production"
+
+    def required(name: str) -> str:
+        value = env.get(name, "").strip()
+        if production and not value:
+            raise SettingsError(f"{name} is required when HOTLINE_ENV=production")
+        return value
+
+    account_sid = required("TWILIO_ACCOUNT_SID")
+    auth_token = required("TWILIO_AUTH_TOKEN")
+    if account_sid and not (account_sid.startswith("AC") and len(account_sid) == 34):
+        raise SettingsError("TWILIO_ACCOUNT_SID must look like AC followed by 32 characters")
+    skip = _flag(env, "TWILIO_SKIP_SIGNATURE")
+    if skip and production:
+        raise SettingsError("TWILIO_SKIP_SIGNATURE may not be set when HOTLINE_ENV=production")
+    gateway = _choice(
+        env, "TWILIO_GATEWAY", "twilio" if account_sid else "console", ("twilio", "console")
+    )
+    if production and gateway != "twilio":
+        raise SettingsError("TWILIO_GATEWAY must be twilio when HOTLINE_ENV=production")
+    if gateway == "twilio" and not account_sid:
+        raise SettingsError("TWILIO_GATEWAY=twilio needs TWILIO_ACCOUNT_SID")
+    secret_key = required("SECRET_KEY") or Settings.secret_key
+    public_base_url = _url(
+        env, "PUBLIC_BASE_URL", required("PUBLIC_BASE_URL") or Settings.public_base_url
+    )
+    timezone = env.get("HOTLINE_TIMEZONE", "").strip() or Settings.timezone
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SettingsError(f"HOTLINE_TIMEZONE is not a known time zone: {timezone!r}") from error
+    try:
+        timeout = float(env.get("TWILIO_TIMEOUT_SECONDS", "") or Settings.twilio_timeout_seconds)
+    except ValueError as error:
+        raise SettingsError("TWILIO_TIMEOUT_SECONDS must be a number of seconds") from error
+    if not 0 < timeout <= 60:
+        raise SettingsError("TWILIO_TIMEOUT_SECONDS must be between 0 and 60")
+
+    return Settings(
+        environment=environment,
+        secret_key=secret_key,
+        database_url=env.get("DATABASE_URL", "").strip() or Settings.database_url,
+        redis_url=env.get("REDIS_URL", "").strip() or None,
+        huey_sqlite_path=env.get("HUEY_SQLITE_PATH", "").strip() or Settings.huey_sqlite_path,
+        twilio_account_sid=account_sid,
+        twilio_auth_token=auth_token,
+        twilio_api_key=env.get("TWILIO_API_KEY", "").strip(),
+        twilio_api_secret=env.get("TWILIO_API_SECRET", "").strip(),
+        twilio_api_base_url=_url(env, "TWILIO_API_BASE_URL", TWILIO_API),
+        twilio_timeout_seconds=timeout,
+        skip_signature_check=skip,
+        gateway=gateway,
+        hotline_number=_number(
+            env, "HOTLINE_NUMBER", required("HOTLINE_NUMBER") or Settings.hotline_number
+        ),
+        public_base_url=public_base_url,
+        emergency_numbers={
+            line: _number(env, name, default)
+            for line, (name, default) in EMERGENCY_DEFAULTS.items()
+        },
+        front_door_mode=FrontDoorMode(
+            _choice(env, "FRONT_DOOR_MODE", "menu", tuple(m.value for m in FrontDoorMode))
+        ),
+        timezone=timezone,
+        hold_music_url=_url(env, "HOLD_MUSIC_URL", TWILIO_HOLD_MUSIC),
+        recordings_dir=env.get("RECORDINGS_DIR", "").strip() or Settings.recordings_dir,
+        spool_dir=env.get("SPOOL_DIR", "").strip() or Settings.spool_dir,
+        log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+    )

@@ -1,0 +1,47 @@
+"""The background worker (Procfile: worker): a Huey consumer.
+
+Storage is a SQLite file by default and Redis when ``REDIS_URL`` is set. The truth is
+always in the database rows; a job lost with the queue is found again by the next sweep.
+Run: ``huey_consumer webapp.worker.huey``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+from webapp import create_app
+from webapp.settings import Settings, load_settings
+from webapp.spool_replay import replay_spool
+
+log = logging.getLogger(__name__)
+
+
+def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
+    if settings.redis_url:
+        return RedisHuey("hotline", url=settings.redis_url, immediate=immediate)
+    Path(settings.huey_sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("hotline", filename=settings.huey_sqlite_path, immediate=immediate)
+
+
+huey = make_huey(load_settings())
+
+
+@huey.on_startup()
+def _build_app() -> None:
+    global _app
+    _app = create_app()
+
+
+_app: Flask | None = None
+
+
+@huey.periodic_task(crontab(minute="*"), retries=2, retry_delay=10)
+def replay_spooled_webhooks() -> tuple[int, int]:
+    """Store the webhooks that arrived while the database was down (every minute)."""
+    app = _app or create_app()
+    with app.app_context():
+        return replay_spool(app)
