@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 
 from ivr.gateway import ConsoleGateway
 from ivr.simulator import CallSimulator, make_simulator
+from tests.support.webhooks import TwilioSender
 from tickets.db import Base, make_engine
 from webapp import create_app
 from webapp.cli import alembic_config
 from webapp.settings import Settings, load_settings
-
-from tests.support.webhooks import TwilioSender
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 PUBLIC_BASE_URL = "https://hotline.example.org"

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ivr.gateway import GatewayUnavailable
-from tickets.models import Call, CallEvent, CallStatus, WorkOrder
 from tests.support.twiml_schema import assert_valid_twiml
 from tests.support.webhooks import TwilioSender, call_params, new_call_sid
+from tickets.models import Call, CallEvent, CallStatus, WorkOrder
 
 PUBLIC = "https://hotline.example.org"
 VOICE_ROUTES = [
@@ -113,8 +113,10 @@ def test_unusual_callers_are_kept_as_marked_callers(twilio, db, raw_from, kind, 
 
 def test_every_gather_and_dial_has_an_absolute_action(twilio):
     sid = start_call(twilio)
-    for path, digits in [("/voice/step/language?lang=zh&try=1", "1"),
-                         ("/voice/step/menu?lang=zh&try=1", "2")]:
+    for path, digits in [
+        ("/voice/step/language?lang=zh&try=1", "1"),
+        ("/voice/step/menu?lang=zh&try=1", "2"),
+    ]:
         root = twiml(twilio.post(path, call_params(sid, Digits=digits)))
         for verb in [*root.iter("Gather"), *root.iter("Dial")]:
             assert verb.get("action", "").startswith(PUBLIC + "/voice/")
@@ -215,19 +217,25 @@ def test_progress_is_read_only_to_the_number_that_opened_the_order(twilio, db, a
 
     list(seed_demo_data(app.extensions["hotline.engine"], app.config["HOTLINE_SETTINGS"]))
     owner = start_call(twilio, "+8613800000001")
-    root = twiml(twilio.post("/voice/step/progress?lang=zh&try=1",
-                             call_params(owner, "+8613800000001", Digits="20261120000001")))
+    root = twiml(
+        twilio.post(
+            "/voice/step/progress?lang=zh&try=1",
+            call_params(owner, "+8613800000001", Digits="20261120000001"),
+        )
+    )
     assert "办理中" in (root.find("Say").text or "")
     stranger = start_call(twilio, "+8613900000009")
-    root = twiml(twilio.post("/voice/step/progress?lang=zh&try=1",
-                             call_params(stranger, "+8613900000009", Digits="20261120000001")))
+    root = twiml(
+        twilio.post(
+            "/voice/step/progress?lang=zh&try=1",
+            call_params(stranger, "+8613900000009", Digits="20261120000001"),
+        )
+    )
     assert "办理中" not in (root.find("Say").text or "")
     assert root.find("Dial/Conference") is not None
 
 
-@pytest.mark.parametrize(
-    "digits", ["", "*#", "12a", "9" * 50, "<script>", "１", "0x1"]
-)
+@pytest.mark.parametrize("digits", ["", "*#", "12a", "9" * 50, "<script>", "１", "0x1"])
 def test_garbage_digits_get_a_sensible_answer(twilio, digits):
     sid = start_call(twilio)
     root = twiml(twilio.post("/voice/step/menu?lang=zh&try=1", call_params(sid, Digits=digits)))
@@ -237,8 +245,12 @@ def test_garbage_digits_get_a_sensible_answer(twilio, digits):
 def test_ten_kilobytes_of_speech_are_understood_and_stored_cut(twilio, db):
     sid = start_call(twilio)
     speech = "我要投诉" + "啊" * 10_000
-    root = twiml(twilio.post("/voice/step/menu?lang=zh&try=1",
-                             call_params(sid, SpeechResult=speech, Confidence="0.8")))
+    root = twiml(
+        twilio.post(
+            "/voice/step/menu?lang=zh&try=1",
+            call_params(sid, SpeechResult=speech, Confidence="0.8"),
+        )
+    )
     assert root.find("Dial/Conference") is not None
     event = db.scalar(select(CallEvent).where(CallEvent.kind == "step:menu"))
     assert len(event.params["SpeechResult"]) <= 2_000
@@ -294,8 +306,12 @@ def test_fallback_url_apologises_and_queues(twilio, db):
 
 def test_status_callbacks_are_stored_once_and_never_move_back(twilio, db):
     sid = start_call(twilio)
-    completed = {"CallSid": sid, "CallStatus": "completed", "CallDuration": "42",
-                 "SequenceNumber": "3"}
+    completed = {
+        "CallSid": sid,
+        "CallStatus": "completed",
+        "CallDuration": "42",
+        "SequenceNumber": "3",
+    }
     in_progress = {"CallSid": sid, "CallStatus": "in-progress", "SequenceNumber": "2"}
     twiml(twilio.post("/voice/status", completed, token="t-3"))
     twiml(twilio.post("/voice/status", completed, token="t-3"))  # Twilio's retry
@@ -309,8 +325,11 @@ def test_status_callbacks_without_token_are_deduplicated_by_sequence(twilio, db)
     sid = start_call(twilio)
     params = {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "1"}
     for _ in range(2):
-        twilio.client.post("/voice/status", data=params, headers={
-            "X-Twilio-Signature": twilio.signature("/voice/status", params)})
+        twilio.client.post(
+            "/voice/status",
+            data=params,
+            headers={"X-Twilio-Signature": twilio.signature("/voice/status", params)},
+        )
     assert count(db, CallEvent, CallEvent.kind == "status") == 1
 
 
@@ -324,8 +343,13 @@ def test_callback_for_an_unknown_call_is_kept(twilio, db):
 def test_caller_who_hangs_up_in_the_queue_has_a_queue_wait(twilio, db):
     sid = start_call(twilio)
     twilio.post("/voice/step/menu?lang=zh&try=1", call_params(sid, Digits="0"))
-    leave = {"ConferenceSid": "CF" + "a" * 32, "FriendlyName": sid, "CallSid": sid,
-             "StatusCallbackEvent": "participant-leave", "SequenceNumber": "2"}
+    leave = {
+        "ConferenceSid": "CF" + "a" * 32,
+        "FriendlyName": sid,
+        "CallSid": sid,
+        "StatusCallbackEvent": "participant-leave",
+        "SequenceNumber": "2",
+    }
     twiml(twilio.post("/voice/conference-status", leave))
     call = db.scalar(select(Call).where(Call.call_sid == sid))
     assert call.queue_left_at is not None and call.queue_wait_seconds is not None
