@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from callflows import speech
@@ -36,13 +36,7 @@ PROGRESS_TRIES = 3
 OPTIONS_TRIES = 2
 EMERGENCY_KEYS = {"1": "fire", "2": "medical", "3": "police", "4": "traffic", "5": "utility"}
 DEFAULT_EMERGENCY_LINE = "police"  # 110 coordinates the other services in China
-SHORT_NUMBERS = {
-    "fire": "119",
-    "medical": "120",
-    "police": "110",
-    "traffic": "122",
-    "utility": "12345",
-}
+SHORT_NUMBERS = {"fire": "119", "medical": "120", "police": "110", "traffic": "122"}
 MAX_DIGITS = 40
 ORDER_NUMBER = re.compile(r"\d{6,20}")
 _KEYS = re.compile(r"[0-9*#]*")
@@ -115,7 +109,6 @@ class Turn:
     intent: Intent | None = None
     queue: bool = False
     emergency_line: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 ProgressLookup = Callable[[str], ProgressInfo | None]
@@ -150,7 +143,8 @@ class FrontDoor:
     # -- stages ------------------------------------------------------------
     def _on_language(self, state: FlowState, given: CallerInput) -> Turn:
         line = speech.emergency_line_in(given.speech) if given.speech else None
-        if given.digits == "9" or line:
+        cries_for_help = bool(given.speech) and speech.menu_choice_in(given.speech) == "9"
+        if given.digits == "9" or line or cries_for_help:
             return self._emergency_entry(state, line, "language")
         chosen = {"1": Language.MANDARIN, "2": Language.TIBETAN, "3": Language.ENGLISH}.get(
             given.digits
@@ -192,6 +186,8 @@ class FrontDoor:
     def _on_progress_number(
         self, state: FlowState, given: CallerInput, lookup: ProgressLookup
     ) -> Turn:
+        if given.digits == "9":
+            return self._emergency_entry(state, None, "progress")
         if given.digits == "0":
             return self.queue(state, Intent.PROGRESS, "progress:0")
         if ORDER_NUMBER.fullmatch(given.digits):
@@ -209,6 +205,8 @@ class FrontDoor:
     ) -> Turn:
         if given.digits == "1" and ORDER_NUMBER.fullmatch(state.order_number):
             return self._read_progress(state, state.order_number, lookup, "progress:again")
+        if given.digits == "9":
+            return self._emergency_entry(state, None, "progress")
         if given.digits == "0":
             return self.queue(state, Intent.PROGRESS, "progress:0")
         if state.attempt >= OPTIONS_TRIES:
@@ -274,9 +272,14 @@ class FrontDoor:
     def emergency_unreachable(self, state: FlowState) -> Turn:
         """Every dial of the emergency line failed: say the short number, then a person."""
         line = state.line if state.line in LINE_NAMES else DEFAULT_EMERGENCY_LINE
-        args = {"line": _line_name(line, state.language), "short_number": SHORT_NUMBERS[line]}
+        args = {"line": _line_name(line, state.language)}
+        # The utility lines have no short number to dial: only the call-taker is offered.
+        if line in SHORT_NUMBERS:
+            prompt, args["short_number"] = "emergency_unreachable", SHORT_NUMBERS[line]
+        else:
+            prompt = "utility_unreachable"
         steps = (
-            Say("emergency_unreachable", state.language, args),
+            Say(prompt, state.language, args),
             self._join(state, WaitRoom.QUEUE),
         )
         return Turn(

@@ -83,6 +83,10 @@ PROMPTS: Mapping[str, Mapping[str, str]] = {
         "en": "Sorry, we cannot reach the {line} right now. Please hang up and dial "
         "{short_number} directly. Connecting you to a call-taker now.",
     },
+    "utility_unreachable": {
+        "zh": "对不起，暂时无法接通{line}。现在为您转接人工服务，请稍候。",
+        "en": "Sorry, we cannot reach the {line} right now. Connecting you to a call-taker.",
+    },
     "apology": {
         "zh": "对不起，系统暂时出现故障，正在为您转接人工服务，请稍候。",
         "en": "Sorry, something went wrong on our side. Connecting you to a call-taker.",

@@ -84,10 +84,17 @@ def normalise(speech: str) -> str:
 
 
 def _first_match(text: str, table: Mapping[str, Sequence[str]]) -> str | None:
+    """The choice whose words cover most of what was said; ties go to the earlier one.
+
+    "我想问一下我的工单进度" names both a question (问一下) and a work order (工单, 进度);
+    the longer evidence wins, so the caller gets the progress look-up.
+    """
+    best, best_score = None, 0
     for choice, words in table.items():
-        if any(word in text for word in words):
-            return choice
-    return None
+        score = sum(len(word) for word in words if word in text)
+        if score > best_score:
+            best, best_score = choice, score
+    return best
 
 
 def emergency_line_in(speech: str) -> str | None:

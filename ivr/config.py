@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
+from twilio.request_validator import RequestValidator
 
 from callflows.front_door import FrontDoor
 from ivr.gateway import CallGateway
-from ivr.twiml import PromptAudio, TwimlRenderer
+from ivr.twiml import HOLD_MUSIC_PATH, PromptAudio, TwimlRenderer
 from tickets.spool import Spool
 from tickets.webhooks import StoreContext
 
@@ -43,7 +44,12 @@ class VoiceConfig:
     @cached_property
     def renderer(self) -> TwimlRenderer:
         audio = PromptAudio(self.recordings_dir, self.public_base_url)
-        return TwimlRenderer(self.public_base_url, self.hold_music_url, audio)
+        hold_music = self.hold_music_url or self.url(HOLD_MUSIC_PATH)
+        return TwimlRenderer(self.public_base_url, hold_music, audio)
+
+    @cached_property
+    def validator(self) -> RequestValidator:
+        return RequestValidator(self.auth_token)
 
     @cached_property
     def store_context(self) -> StoreContext:

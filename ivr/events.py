@@ -19,9 +19,14 @@ def form_snapshot(form: MultiDict[str, str]) -> dict[str, Any]:
     """The parameters as stored in ``call_events``: lists only where repeated."""
     snapshot: dict[str, Any] = {}
     for key in list(form.keys())[:100]:
-        values = [value[:MAX_PARAM_CHARS] for value in form.getlist(key)]
-        snapshot[key[:100]] = values[0] if len(values) == 1 else values
+        values = [_clean(value)[:MAX_PARAM_CHARS] for value in form.getlist(key)[:20]]
+        snapshot[_clean(key)[:100]] = values[0] if len(values) == 1 else values
     return snapshot
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL's JSONB refuses NUL characters; nothing Twilio sends contains one."""
+    return text.replace("\x00", "")
 
 
 def _int(value: str | None) -> int | None:

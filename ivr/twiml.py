@@ -38,6 +38,7 @@ VOICES = {  # Twilio TTS voice and language per caller language (Tibetan: record
 }
 SPEECH_LANGUAGES = {Language.MANDARIN: "cmn-Hans-CN", Language.ENGLISH: "en-US"}
 CONFERENCE_EVENTS = "start end join leave"
+HOLD_MUSIC_PATH = "/voice/audio/hold-music.mp3"  # served by ivr.audio
 
 
 def stage_path(action: Action) -> str:

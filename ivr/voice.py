@@ -11,7 +11,6 @@ import logging
 
 from flask import Blueprint, Response, abort, request
 from sqlalchemy.orm import Session
-from twilio.request_validator import RequestValidator
 
 from callflows.front_door import (
     CallerInput,
@@ -34,7 +33,6 @@ from tickets.phones import mask_number, parse_caller
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 METHODS = ["GET", "POST"]
-_validators: dict[str, RequestValidator] = {}
 
 
 @bp.before_request
@@ -42,10 +40,7 @@ def require_twilio_signature() -> None:
     config = voice_config()
     if config.skip_signature_check:
         return
-    validator = _validators.get(config.auth_token)
-    if validator is None:
-        validator = _validators[config.auth_token] = RequestValidator(config.auth_token)
-    if not is_signed_by_twilio(request, validator, config.public_base_url):
+    if not is_signed_by_twilio(request, config.validator, config.public_base_url):
         log.warning("rejected unsigned or forged request to %s", request.path)
         abort(403)
 

@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, abort, request
-from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.serving import make_server
 
 from ivr.simulator import (
@@ -23,6 +21,7 @@ from ivr.simulator import (
     WsgiTransport,
     run_cli,
 )
+from tests.support.twilio_sdk import RequestValidator, VoiceResponse
 
 AUTH_TOKEN = "simulator-test-token"
 PUBLIC = "https://hotline.example.org"

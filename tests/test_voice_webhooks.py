@@ -362,3 +362,41 @@ def test_call_history_is_complete_and_ordered(twilio, db):
     twilio.post("/voice/status", {"CallSid": sid, "CallStatus": "completed", "SequenceNumber": "1"})
     call = db.scalar(select(Call).where(Call.call_sid == sid))
     assert [e.kind for e in call.events] == ["incoming", "step:language", "step:menu", "status"]
+
+
+def test_wait_room_plays_the_apps_own_thirty_second_hold_music(twilio):
+    sid = start_call(twilio)
+    twilio.post("/voice/step/menu?lang=zh&try=1", call_params(sid, Digits="1"))
+    root = twiml(twilio.post("/voice/wait/queue?lang=zh", call_params(sid)))
+    assert root.find("Play").text == f"{PUBLIC}/voice/audio/hold-music.mp3"
+    with twilio.client.get("/voice/audio/hold-music.mp3") as music:
+        assert music.status_code == 200 and music.mimetype == "audio/mpeg"
+        assert len(music.data) > 100_000
+
+
+def test_tibetan_caller_hears_the_recording_where_one_exists(database_url, recordings):
+    from ivr.gateway import ConsoleGateway
+    from tests.conftest import AUTH_TOKEN, make_settings
+    from webapp import create_app
+
+    (recordings / "bo").mkdir()
+    (recordings / "bo" / "main_menu.mp3").write_bytes(b"ID3 recorded by the hotline")
+    app = create_app(
+        make_settings(database_url, RECORDINGS_DIR=str(recordings)), gateway=ConsoleGateway()
+    )
+    try:
+        sender = TwilioSender(app.test_client(), AUTH_TOKEN, PUBLIC)
+        sid = start_call(sender)
+        root = twiml(
+            sender.post("/voice/step/language?lang=zh&try=1", call_params(sid, Digits="2"))
+        )
+        gather = root.find("Gather")
+        assert gather.find("Play").text == f"{PUBLIC}/voice/audio/bo/main_menu.mp3"
+        with sender.client.get("/voice/audio/bo/main_menu.mp3") as recording:
+            assert recording.status_code == 200 and recording.mimetype == "audio/mpeg"
+        assert sender.client.get("/voice/audio/bo/../../secret.mp3").status_code == 404
+        menu = twiml(sender.post("/voice/step/menu?lang=bo&try=1", call_params(sid, Digits="x")))
+        spoken = [say.get("language") for say in menu.iter("Say")]
+        assert spoken and set(spoken) == {"cmn-CN"}  # no recording: Mandarin, not silence
+    finally:
+        app.extensions["hotline.engine"].dispose()

@@ -54,10 +54,18 @@ def parse_caller(raw: str | None, default_region: str = "CN") -> Caller:
         return Caller(CallerKind.CLIENT, identity=value[len("client:") :][:120])
     if lowered.startswith(("sip:", "sips:")):
         return Caller(CallerKind.SIP, identity=value[:200])
-    number = to_e164(value, default_region)
-    if number is None:
+    try:
+        parsed = phonenumbers.parse(value, default_region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        # A short code or garbage: not a number we could call back (the raw value stays
+        # in the call's events).
         return Caller(CallerKind.UNKNOWN)
-    return Caller(CallerKind.NUMBER, number=number)
+    return Caller(
+        CallerKind.NUMBER,
+        number=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+    )
 
 
 def mask_number(value: str | None) -> str:
@@ -69,7 +77,12 @@ def mask_number(value: str | None) -> str:
         # client:/sip:/anonymous identities are not phone numbers; show the scheme only.
         head, sep, _ = text.partition(":")
         return f"{head}:***" if sep else "***"
-    digits = text[1:]
-    if len(digits) <= 6:
-        return "+" + "*" * len(digits)
-    return "+" + digits[:2] + "*" * (len(digits) - 6) + digits[-4:]
+    digits = "".join(ch for ch in text[1:] if ch.isdigit())
+    try:
+        country = str(phonenumbers.parse(text).country_code)
+    except phonenumbers.NumberParseException:
+        country = ""
+    rest = digits[len(country) :]
+    if len(rest) <= 4:
+        return "+" + country + "*" * len(rest)
+    return "+" + country + "*" * (len(rest) - 4) + rest[-4:]

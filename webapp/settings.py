@@ -18,7 +18,6 @@ from tickets.phones import to_e164
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 TWILIO_API = "https://api.twilio.com"
-TWILIO_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
 ENVIRONMENTS = ("development", "test", "production")
 
 # The numbers your carrier routes to the local emergency and utility centres. The
@@ -58,7 +57,7 @@ class Settings:
     )
     front_door_mode: FrontDoorMode = FrontDoorMode.MENU
     timezone: str = "Asia/Shanghai"
-    hold_music_url: str = TWILIO_HOLD_MUSIC
+    hold_music_url: str = ""  # empty: the app's own 30 s clip (ivr/static/hold-music.mp3)
     recordings_dir: str = str(INSTANCE_DIR / "recordings")
     spool_dir: str = str(INSTANCE_DIR / "spool")
     log_level: str = "INFO"
@@ -94,8 +93,11 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _number(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name, "").strip() or default
+def _number(env: Mapping[str, str], name: str, default: str, *, production: bool = False) -> str:
+    raw = env.get(name, "").strip()
+    if production and not raw:
+        raise SettingsError(f"{name} is required when HOTLINE_ENV=production")
+    raw = raw or default
     number = to_e164(raw)
     if number is None or not raw.startswith("+"):
         raise SettingsError(f"{name} must be a phone number in E.164 form (+86...), not {raw!r}")
@@ -145,7 +147,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise SettingsError(f"HOTLINE_TIMEZONE is not a known time zone: {timezone!r}") from error
     try:
-        timeout = float(env.get("TWILIO_TIMEOUT_SECONDS", "") or Settings.twilio_timeout_seconds)
+        timeout = float(
+            env.get("TWILIO_TIMEOUT_SECONDS", "").strip() or Settings.twilio_timeout_seconds
+        )
     except ValueError as error:
         raise SettingsError("TWILIO_TIMEOUT_SECONDS must be a number of seconds") from error
     if not 0 < timeout <= 60:
@@ -170,14 +174,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         public_base_url=public_base_url,
         emergency_numbers={
-            line: _number(env, name, default)
+            line: _number(env, name, default, production=production)
             for line, (name, default) in EMERGENCY_DEFAULTS.items()
         },
         front_door_mode=FrontDoorMode(
             _choice(env, "FRONT_DOOR_MODE", "menu", tuple(m.value for m in FrontDoorMode))
         ),
         timezone=timezone,
-        hold_music_url=_url(env, "HOLD_MUSIC_URL", TWILIO_HOLD_MUSIC),
+        hold_music_url=_url(env, "HOLD_MUSIC_URL", "")
+        if env.get("HOLD_MUSIC_URL", "").strip()
+        else "",
         recordings_dir=env.get("RECORDINGS_DIR", "").strip() or Settings.recordings_dir,
         spool_dir=env.get("SPOOL_DIR", "").strip() or Settings.spool_dir,
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),

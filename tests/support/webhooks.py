@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
+
+from tests.support.twilio_sdk import RequestValidator
 
 ACCOUNT_SID = "AC" + "1" * 32
 
