@@ -30,7 +30,7 @@ run: seed
 	@echo "    $(BIN)/hotline call --url http://127.0.0.1:$(PORT) --press 9,1        # emergency: fire"
 	@echo "    $(BIN)/hotline call --url http://127.0.0.1:$(PORT) --press 1,4,20261120000001#"
 	@echo
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile web worker
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start --port $(PORT) -f Procfile web worker
 
 ## make test: the whole suite (DATABASE_URL and REDIS_URL choose the backends)
 test: $(STAMP)

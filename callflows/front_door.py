@@ -203,11 +203,13 @@ class FrontDoor:
     def _on_progress_options(
         self, state: FlowState, given: CallerInput, lookup: ProgressLookup
     ) -> Turn:
-        if given.digits == "1" and ORDER_NUMBER.fullmatch(state.order_number):
+        key = given.digits or _options_choice_in(given.speech)
+        if key == "9" or (given.speech and speech.emergency_line_in(given.speech)):
+            line = speech.emergency_line_in(given.speech) if given.speech else None
+            return self._emergency_entry(state, line, "progress")
+        if key == "1" and ORDER_NUMBER.fullmatch(state.order_number):
             return self._read_progress(state, state.order_number, lookup, "progress:again")
-        if given.digits == "9":
-            return self._emergency_entry(state, None, "progress")
-        if given.digits == "0":
+        if key == "0":
             return self.queue(state, Intent.PROGRESS, "progress:0")
         if state.attempt >= OPTIONS_TRIES:
             return Turn((Say("goodbye", state.language), Hangup()), path="progress:goodbye")
@@ -292,9 +294,11 @@ class FrontDoor:
     # -- building blocks ---------------------------------------------------
     def _emergency_entry(self, state: FlowState, line: str | None, where: str) -> Turn:
         if line:
-            return self.emergency(state, line, f"{where}:speech-{line}")
+            return replace(
+                self.emergency(state, line, f"{where}:speech-{line}"), language=state.language
+            )
         gather = self._emergency_gather(replace(state, attempt=1), 1)
-        return Turn((gather,), path=f"{where}:9", intent=Intent.EMERGENCY)
+        return Turn((gather,), path=f"{where}:9", intent=Intent.EMERGENCY, language=state.language)
 
     def _join(self, state: FlowState, room: WaitRoom, **params: str) -> JoinConference:
         return JoinConference(
@@ -343,7 +347,7 @@ class FrontDoor:
             state.action(Stage.PROGRESS_RESULT, attempt, order=state.order_number),
             (Say("progress_options", state.language),),
             state.language,
-            speech=False,
+            hints=speech.hints_for(speech.OPTION_WORDS) + speech.hints_for(speech.MENU_WORDS),
         )
 
     def _emergency_gather(self, state: FlowState, attempt: int) -> Gather:
@@ -362,7 +366,8 @@ class FrontDoor:
             steps = (Say("progress_not_found", state.language), self._join(state, WaitRoom.QUEUE))
             return Turn(steps, path=f"{path}:not-found", intent=Intent.PROGRESS, queue=True)
         lang = state.language.value
-        state_name = STATE_NAMES.get(info.state, {}).get(lang) or info.state
+        names = STATE_NAMES.get(info.state, {})
+        state_name = names.get(lang) or names.get("zh") or info.state
         args = {
             "number": " ".join(info.number),
             "state": state_name,
@@ -375,6 +380,14 @@ class FrontDoor:
             path=f"{path}:read",
             intent=Intent.PROGRESS,
         )
+
+
+def _options_choice_in(said: str) -> str:
+    """The key the caller's words stand for after hearing an order's status."""
+    if not said:
+        return ""
+    choice = speech.option_choice_in(said) or speech.menu_choice_in(said)
+    return choice if choice in ("1", "0", "9") else ""
 
 
 def _line_name(line: str, language: Language) -> str:

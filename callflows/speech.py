@@ -72,6 +72,10 @@ MENU_WORDS: Mapping[str, Sequence[str]] = {
     "9": ("紧急", "救命", "急事", "emergency", "urgent"),
 }
 
+OPTION_WORDS: Mapping[str, Sequence[str]] = {
+    "1": ("重听", "再听", "再说一遍", "再说一次", "没听清", "again", "repeat"),
+}
+
 LANGUAGE_WORDS: Mapping[Language, Sequence[str]] = {
     Language.MANDARIN: ("普通话", "中文", "汉语", "国语", "mandarin", "chinese"),
     Language.TIBETAN: ("藏语", "藏文", "tibetan", "བོད"),
@@ -105,6 +109,11 @@ def emergency_line_in(speech: str) -> str | None:
 def menu_choice_in(speech: str) -> str | None:
     """The main-menu key the caller's words stand for, if any."""
     return _first_match(normalise(speech), MENU_WORDS)
+
+
+def option_choice_in(speech: str) -> str | None:
+    """ "1" when the caller asks to hear the status again."""
+    return _first_match(normalise(speech), OPTION_WORDS)
 
 
 def language_in(speech: str) -> Language | None:

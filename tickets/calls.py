@@ -117,8 +117,9 @@ def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
     call = find_call(session=session, call_sid=call_sid)
     if call is None or call.queued_at is None or call.queue_left_at is not None:
         return
-    call.queue_left_at = at
-    call.queue_wait_seconds = max(0, int((at - call.queued_at).total_seconds()))
+    # Twilio's time stamps are whole seconds; never let the leave precede the entry.
+    call.queue_left_at = max(at, call.queued_at)
+    call.queue_wait_seconds = int((call.queue_left_at - call.queued_at).total_seconds())
 
 
 def queue_position(*, session: Session, call_sid: str) -> int | None:
