@@ -30,18 +30,20 @@ def make_huey(settings: Settings, *, immediate: bool = False) -> Huey:
 huey = make_huey(load_settings())
 
 
-@huey.on_startup()
-def _build_app() -> None:
-    global _app
-    _app = create_app()
-
-
 _app: Flask | None = None
+
+
+def worker_app() -> Flask:
+    """The app the jobs run in: built once per worker process."""
+    global _app
+    if _app is None:
+        _app = create_app()
+    return _app
 
 
 @huey.periodic_task(crontab(minute="*"), retries=2, retry_delay=10)
 def replay_spooled_webhooks() -> tuple[int, int]:
     """Store the webhooks that arrived while the database was down (every minute)."""
-    app = _app or create_app()
+    app = worker_app()
     with app.app_context():
         return replay_spool(app)
