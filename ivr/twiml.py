@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 from twilio.twiml.voice_response import Gather as TwimlGather
@@ -39,6 +41,8 @@ VOICES = {  # Twilio TTS voice and language per caller language (Tibetan: record
 SPEECH_LANGUAGES = {Language.MANDARIN: "cmn-Hans-CN", Language.ENGLISH: "en-US"}
 CONFERENCE_EVENTS = "start end join leave"
 HOLD_MUSIC_PATH = "/voice/audio/hold-music.mp3"  # served by ivr.audio
+ROOM_PLACEHOLDER = "room-of-this-call"
+CACHE_SIZE = 2048
 
 
 def stage_path(action: Action) -> str:
@@ -49,6 +53,17 @@ def stage_path(action: Action) -> str:
 def wait_path(join: JoinConference) -> str:
     params = {"lang": join.language.value, **join.params}
     return f"/voice/wait/{join.wait.value}?{urlencode(sorted(params.items()))}"
+
+
+def _cache_key(value: object) -> object:
+    """A hashable twin of a step (their argument mappings are dicts)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((key, _cache_key(item)) for key, item in value.items()))
+    if isinstance(value, tuple):
+        return tuple(_cache_key(item) for item in value)
+    if is_dataclass(value):
+        return (type(value), *(_cache_key(getattr(value, f.name)) for f in fields(value)))
+    return value
 
 
 class PromptAudio:
@@ -87,11 +102,42 @@ class TwimlRenderer:
         self._base = public_base_url
         self._hold_music = hold_music_url
         self._audio = audio
+        self._cache: dict[tuple, str] = {}
 
     def url(self, path: str) -> str:
         return self._base + path
 
     def render(self, steps: Iterable[Step], *, redirect_to: str | None = None) -> str:
+        """The TwiML for ``steps``; documents that differ only in the room are built once.
+
+        Building XML with VoiceResponse costs more than the rest of a webhook, and the
+        same few documents are served all day: they are cached with the caller's room (their
+        CallSid) left as a placeholder.
+        """
+        steps = tuple(steps)
+        rooms = {step.room for step in steps if isinstance(step, JoinConference)}
+        room = rooms.pop() if len(rooms) == 1 else None
+        if room is not None:
+            steps = tuple(
+                replace(step, room=ROOM_PLACEHOLDER) if isinstance(step, JoinConference) else step
+                for step in steps
+            )
+        try:
+            xml = self._cached(_cache_key(steps), steps, redirect_to)
+        except TypeError:  # an unhashable argument: render without the cache
+            xml = self._render(steps, redirect_to)
+        return xml.replace(ROOM_PLACEHOLDER, escape(room)) if room is not None else xml
+
+    def _cached(self, key: tuple, steps: tuple[Step, ...], redirect_to: str | None) -> str:
+        found = self._cache.get((key, redirect_to))
+        if found is None:
+            found = self._render(steps, redirect_to)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[(key, redirect_to)] = found
+        return found
+
+    def _render(self, steps: tuple[Step, ...], redirect_to: str | None) -> str:
         response = VoiceResponse()
         for step in steps:
             self._add(response, step)

@@ -400,3 +400,15 @@ def test_tibetan_caller_hears_the_recording_where_one_exists(database_url, recor
         assert spoken and set(spoken) == {"cmn-CN"}  # no recording: Mandarin, not silence
     finally:
         app.extensions["hotline.engine"].dispose()
+
+
+def test_each_caller_waits_in_a_room_of_their_own_even_when_the_twiml_is_cached(twilio):
+    rooms = []
+    for number in ("+8613800000001", "+8613800000002", "+8613800000003"):
+        sid = start_call(twilio, number)
+        root = twiml(
+            twilio.post("/voice/step/menu?lang=zh&try=1", call_params(sid, number, Digits="1"))
+        )
+        rooms.append((sid, root.find("Dial/Conference").text))
+    assert all(sid == room for sid, room in rooms)
+    assert len({room for _, room in rooms}) == 3

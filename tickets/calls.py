@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,24 @@ def register_call(
     session.execute(statement)
 
 
+CALLS = Call.__table__
+_FRONT_DOOR_STEP = (
+    update(CALLS)
+    .where(CALLS.c.call_sid == bindparam("b_call_sid"))
+    .values(
+        front_door_path=func.substr(
+            func.coalesce(CALLS.c.front_door_path, "") + ">" + bindparam("b_step"), 1, MAX_PATH
+        ),
+        language=func.coalesce(bindparam("b_language", type_=String), CALLS.c.language),
+        intent=func.coalesce(bindparam("b_intent", type_=String), CALLS.c.intent),
+        emergency_line=func.coalesce(bindparam("b_line", type_=String), CALLS.c.emergency_line),
+        queued_at=func.coalesce(
+            CALLS.c.queued_at, bindparam("b_queued_at", type_=CALLS.c.queued_at.type)
+        ),
+    )
+)
+
+
 def note_front_door(
     *,
     session: Session,
@@ -58,23 +76,24 @@ def note_front_door(
     language: str | None = None,
     intent: str | None = None,
     emergency_line: str | None = None,
+    enters_queue: bool = False,
 ) -> None:
     """Append a step to the call's front-door path and keep what the caller chose.
 
-    One UPDATE, no read: the webhook's hot path only appends.
+    One prebuilt UPDATE and no read: the webhook's hot path only appends. A caller who
+    enters the queue keeps the time of their first entry (their place in line).
     """
-    values: dict[str, object] = {
-        "front_door_path": func.substr(
-            func.coalesce(Call.front_door_path, "") + ">" + step, 1, MAX_PATH
-        )
-    }
-    if language:
-        values["language"] = language
-    if intent:
-        values["intent"] = intent
-    if emergency_line:
-        values["emergency_line"] = emergency_line
-    session.execute(update(Call).where(Call.call_sid == call_sid).values(**values))
+    session.connection().execute(
+        _FRONT_DOOR_STEP,
+        {
+            "b_call_sid": call_sid,
+            "b_step": step,
+            "b_language": language,
+            "b_intent": intent,
+            "b_line": emergency_line,
+            "b_queued_at": utcnow() if enters_queue else None,
+        },
+    )
 
 
 def record_call_status(
@@ -102,15 +121,6 @@ def record_call_status(
         .values(**values)
     )
     return bool(result.rowcount)
-
-
-def enter_queue(*, session: Session, call_sid: str, at: datetime | None = None) -> None:
-    """The caller starts waiting (the first entry counts; a re-entry keeps the place)."""
-    session.execute(
-        update(Call)
-        .where(Call.call_sid == call_sid, Call.queued_at.is_(None))
-        .values(queued_at=at or utcnow())
-    )
 
 
 def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:

@@ -93,5 +93,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout, and a webhook whose connection turns
+    # out dead is spooled, not lost (ivr.persist); the pool then replaces the connection.
     return create_engine(url, **kwargs)

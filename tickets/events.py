@@ -2,21 +2,41 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tickets.db import utcnow
 from tickets.models import CallEvent
 
+EVENTS = CallEvent.__table__
 
-def _insert_ignoring_duplicates(session: Session) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect."""
-    dialect = session.get_bind().dialect.name
+
+@cache
+def _insert_once(dialect: str) -> Insert:
+    """``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id``, built once.
+
+    RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+    The statement is built once per dialect: on the webhook's hot path, building it
+    costs more than running it.
+    """
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(CallEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return (
+        module.insert(EVENTS)
+        .values(
+            call_sid=bindparam("call_sid"),
+            kind=bindparam("kind"),
+            dedupe_key=bindparam("dedupe_key"),
+            sequence_number=bindparam("sequence_number"),
+            received_at=bindparam("received_at", type_=EVENTS.c.received_at.type),
+            params=bindparam("params", type_=EVENTS.c.params.type),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(EVENTS.c.id)
+    )
 
 
 def record_event(
@@ -29,17 +49,16 @@ def record_event(
     sequence_number: int | None = None,
 ) -> bool:
     """Append one event; False when this delivery was stored before (a retry)."""
-    statement = (
-        _insert_ignoring_duplicates(session)
-        .values(
-            call_sid=call_sid,
-            kind=kind,
-            dedupe_key=dedupe_key,
-            sequence_number=sequence_number,
-            received_at=utcnow(),
-            params=params,
-        )
-        .returning(CallEvent.id)
+    connection = session.connection()
+    inserted = connection.execute(
+        _insert_once(connection.dialect.name),
+        {
+            "call_sid": call_sid,
+            "kind": kind,
+            "dedupe_key": dedupe_key,
+            "sequence_number": sequence_number,
+            "received_at": utcnow(),
+            "params": params,
+        },
     )
-    # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-    return session.execute(statement).scalar() is not None
+    return inserted.scalar() is not None

@@ -67,12 +67,11 @@ def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContex
         return False
     if not hook.call_sid:
         return True
-    caller = parse_caller(hook.params.get("From"), context.default_region)
     if hook.is_new_call:
         calls.register_call(
             session=session,
             call_sid=hook.call_sid,
-            caller=caller,
+            caller=parse_caller(hook.params.get("From"), context.default_region),
             to_number=parse_caller(hook.params.get("To"), context.default_region).number,
             status=CallStatus.RINGING,
         )
@@ -84,14 +83,13 @@ def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContex
             language=hook.language,
             intent=hook.intent,
             emergency_line=hook.emergency_line,
+            enters_queue=hook.enters_queue,
         )
-    if hook.enters_queue:
-        calls.enter_queue(session=session, call_sid=hook.call_sid)
     if hook.emergency_line:
         work_orders.open_emergency_work_order(
             session=session,
             call_sid=hook.call_sid,
-            caller_number=caller.number,
+            caller_number=parse_caller(hook.params.get("From"), context.default_region).number,
             language=hook.language or hook.extra.get("lang", "zh"),
             line=hook.emergency_line,
             line_number=context.emergency_numbers[hook.emergency_line],
