@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from callflows.front_door import DEFAULT_EMERGENCY_LINE, EMERGENCY_KEYS, FlowState, emergency_wait
 from callflows.steps import Language, Step
+from ivr import emergency
 from ivr.config import voice_config
 from ivr.twiml import TWIML_CONTENT_TYPE
 
@@ -36,14 +37,14 @@ def twiml_response(steps: Iterable[Step], *, redirect_to: str | None = None) -> 
     return Response(xml, status=200, content_type=TWIML_CONTENT_TYPE)
 
 
-def _caller_language() -> Language:
+def caller_language() -> Language:
     try:
         return Language(request.args.get("lang", "zh"))
     except ValueError:
         return Language.MANDARIN
 
 
-def _emergency_line_in_request() -> str | None:
+def emergency_line_in_request() -> str | None:
     """The emergency line the caller was being put through to, if any."""
     line = request.args.get("line")
     if line in EMERGENCY_KEYS.values():
@@ -56,22 +57,24 @@ def _emergency_line_in_request() -> str | None:
     return None
 
 
-def apology_response() -> Response:
-    """Apologise in the caller's language, then a call-taker or the emergency line."""
-    from ivr import emergency
+def apology_response(*, dial: bool = True) -> Response:
+    """Apologise in the caller's language, then a call-taker or the emergency line.
 
+    ``dial``: ring the emergency line here (the error path, where nothing may be stored);
+    the fallback route stores its webhook and rings the line itself.
+    """
     config = voice_config()
-    state = FlowState(request.values.get("CallSid", "")[:34], _caller_language())
-    line = _emergency_line_in_request()
+    state = FlowState(request.values.get("CallSid", "")[:34], caller_language())
+    line = emergency_line_in_request()
     turn = config.front_door.apology(state, line)
-    if line and state.call_sid:
+    if dial and line and state.call_sid:
         emergency.dial_without_records(state, line)
     return twiml_response(turn.steps)
 
 
 def wait_fallback() -> Response:
     """Wait-room TwiML may only Say/Play/Pause/Redirect: keep the caller waiting."""
-    steps = emergency_wait(_caller_language())
+    steps = emergency_wait(caller_language())
     return twiml_response(steps, redirect_to=request.full_path)
 
 

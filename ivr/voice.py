@@ -25,7 +25,14 @@ from ivr.config import voice_config
 from ivr.events import CallStatusEvent, ConferenceEvent
 from ivr.persist import persist, webhook_from_request
 from ivr.request_session import request_session
-from ivr.safety import apology_response, safe_voice_route, twiml_response, wait_fallback
+from ivr.safety import (
+    apology_response,
+    caller_language,
+    emergency_line_in_request,
+    safe_voice_route,
+    twiml_response,
+    wait_fallback,
+)
 from ivr.signature import is_signed_by_twilio
 from tickets import calls, work_orders
 from tickets.phones import mask_number, parse_caller
@@ -190,10 +197,22 @@ def conference_status() -> Response:
 @safe_voice_route
 def fallback() -> Response:
     """Twilio's Fallback URL: our Voice URL failed, so apologise and get help."""
-    persist(webhook_from_request("fallback"))
+    line = emergency_line_in_request()
+    state = FlowState(request.values.get("CallSid", "")[:34], caller_language())
+    hook = webhook_from_request(
+        "fallback",
+        step="fallback",
+        intent="emergency" if line else "operator",
+        enters_queue=line is None,
+        emergency_line=line,
+        extra={"lang": state.language.value},
+    )
+    stored = persist(hook)
     log.error(
         "Twilio used the fallback URL: error %s at %s",
         request.values.get("ErrorCode"),
         request.values.get("ErrorUrl", "")[:200],
     )
-    return apology_response()
+    if line and state.call_sid and stored is not False:
+        emergency.dial_line(state, line, recorded=stored is True)
+    return apology_response(dial=False)

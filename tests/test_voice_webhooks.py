@@ -412,3 +412,21 @@ def test_each_caller_waits_in_a_room_of_their_own_even_when_the_twiml_is_cached(
         rooms.append((sid, root.find("Dial/Conference").text))
     assert all(sid == room for sid, room in rooms)
     assert len({room for _, room in rooms}) == 3
+
+
+def test_fallback_from_the_emergency_lane_reaches_the_line_once(twilio, db, gateway):
+    sid = new_call_sid()
+    params = call_params(sid, ErrorCode="11200", ErrorUrl=f"{PUBLIC}/voice/step/emergency")
+    for _ in range(2):  # Twilio's retry of the same delivery
+        root = twiml(twilio.post("/voice/fallback", params, token="fallback-1"))
+    assert "110" in (root.find("Say").text or "")
+    assert [p.to_number for p in gateway.placed] == ["+868910000110"]
+    assert count(db, WorkOrder, WorkOrder.call_sid == sid) == 1
+
+
+def test_fallback_caller_is_put_in_the_queue(twilio, db):
+    sid = start_call(twilio)
+    params = call_params(sid, ErrorCode="11200", ErrorUrl=f"{PUBLIC}/voice/step/menu")
+    twiml(twilio.post("/voice/fallback", params))
+    call = db.scalar(select(Call).where(Call.call_sid == sid))
+    assert call.queued_at is not None and call.front_door_path.endswith(">fallback")
