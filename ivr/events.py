@@ -30,10 +30,12 @@ def _clean(text: str) -> str:
 
 
 def _int(value: str | None) -> int | None:
+    """A small non-negative integer from Twilio's form, else None (never an overflow)."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number < 2**31 else None
 
 
 def _timestamp(value: str | None) -> datetime:

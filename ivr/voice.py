@@ -136,6 +136,8 @@ def _progress_lookup(number: str) -> ProgressInfo | None:
 @bp.route("/wait/<room>", methods=METHODS)
 @safe_voice_route(fallback=wait_fallback)
 def wait(room: str) -> Response:
+    if room not in {wait_room.value for wait_room in WaitRoom}:
+        abort(404)
     state = _flow_state()
     persist(webhook_from_request(f"wait:{room}"))
     session = _session()

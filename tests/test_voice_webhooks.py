@@ -430,3 +430,22 @@ def test_fallback_caller_is_put_in_the_queue(twilio, db):
     twiml(twilio.post("/voice/fallback", params))
     call = db.scalar(select(Call).where(Call.call_sid == sid))
     assert call.queued_at is not None and call.front_door_path.endswith(">fallback")
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/voice/status", {"CallStatus": "completed", "SequenceNumber": "9" * 30}),
+        ("/voice/status", {"CallStatus": "no-such-status", "CallDuration": "-5"}),
+        ("/voice/conference-status", {"StatusCallbackEvent": "x" * 500, "SequenceNumber": "-1"}),
+    ],
+)
+def test_absurd_callback_values_are_stored_not_refused(twilio, db, path, params):
+    sid = start_call(twilio)
+    twiml(twilio.post(path, {"CallSid": sid, **params}))
+    assert count(db, CallEvent, CallEvent.call_sid == sid) == 2
+
+
+def test_an_unknown_wait_room_is_not_found(twilio):
+    response = twilio.post("/voice/wait/" + "x" * 300, call_params(new_call_sid()))
+    assert response.status_code == 404
