@@ -16,14 +16,16 @@ log = logging.getLogger(__name__)
 
 
 def webhook_from_request(kind: str, *fallback_key: object, **changes: object) -> StoredWebhook:
-    """Describe this delivery: Twilio's parameters, its dedupe key, what it changes."""
-    sequence = changes.pop("sequence_number", None)
+    """Describe this delivery: Twilio's parameters, its dedupe key, what it changes.
+
+    ``fallback_key``: the parts of a dedupe key for callbacks that come without Twilio's
+    idempotency token (the call, the event, its sequence number).
+    """
     return StoredWebhook(
         kind=kind,
         call_sid=request.values.get("CallSid", "")[:34] or None,
         params=form_snapshot(request.values),
         dedupe_key=dedupe_key(request.headers.get(IDEMPOTENCY_HEADER), *fallback_key),
-        sequence_number=sequence,  # type: ignore[arg-type]
         **changes,  # type: ignore[arg-type]
     )
 
@@ -34,12 +36,10 @@ def persist(hook: StoredWebhook) -> bool | None:
     try:
         with config.sessions.begin() as session:
             return store_webhook(session=session, hook=hook, context=config.store_context)
-    except (OperationalError, DBAPIError) as error:
-        if (
-            isinstance(error, DBAPIError)
-            and not error.connection_invalidated
-            and not isinstance(error, OperationalError)
-        ):
+    except DBAPIError as error:
+        # Only an unreachable database is spooled; bad data is a bug and goes to the
+        # route's safety net (apology TwiML, logged).
+        if not (isinstance(error, OperationalError) or error.connection_invalidated):
             raise
         log.error("database unavailable; spooling the %s webhook of %s", hook.kind, hook.call_sid)
         key = hook.dedupe_key or f"spool:{uuid.uuid4()}"

@@ -92,10 +92,6 @@ class PromptAudio:
             self._warned.add(prompt)
             log.warning("no Tibetan recording for prompt %r: speaking Mandarin instead", prompt)
 
-    @property
-    def recorded(self) -> Mapping[tuple[str, str], str]:
-        return dict(self._files)
-
 
 class TwimlRenderer:
     def __init__(self, public_base_url: str, hold_music_url: str, audio: PromptAudio) -> None:
