@@ -19,7 +19,7 @@ from callflows.front_door import (
     emergency_wait,
     queue_wait,
 )
-from callflows.steps import Language, Stage, WaitRoom
+from callflows.steps import Stage, WaitRoom
 from ivr import emergency
 from ivr.config import voice_config
 from ivr.events import CallStatusEvent, ConferenceEvent
@@ -52,13 +52,6 @@ def require_twilio_signature() -> None:
         abort(403)
 
 
-def _language() -> Language:
-    try:
-        return Language(request.args.get("lang", "zh"))
-    except ValueError:
-        return Language.MANDARIN
-
-
 def _flow_state() -> FlowState:
     try:
         attempt = min(max(int(request.args.get("try", "1")), 1), 9)
@@ -66,7 +59,7 @@ def _flow_state() -> FlowState:
         attempt = 1
     return FlowState(
         call_sid=request.values.get("CallSid", "")[:34],
-        language=_language(),
+        language=caller_language(),
         attempt=attempt,
         order_number=request.args.get("order", "")[:20],
         line=request.args.get("line", "")[:16],
