@@ -1,4 +1,5 @@
-"""The ticket store's tables: calls, their event history, and work orders."""
+"""The ticket store's tables: calls, their event history, work orders, and the staff
+who log in (accounts, roles, call-taker profiles and their state history)."""
 
 from __future__ import annotations
 
@@ -180,3 +181,144 @@ class WorkOrderHistory(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     work_order: Mapped[WorkOrder] = relationship(back_populates="history")
+
+
+# -- staff and call-takers ----------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """The eight staff roles of PRODUCT.md ("Who uses it"); a person may hold several."""
+
+    CALL_TAKER = "call_taker"  # 接线员
+    QUALITY_INSPECTOR = "quality_inspector"  # 质检员
+    REVIEWER = "reviewer"  # 审核员
+    CALLBACK_AGENT = "callback_agent"  # 回访员
+    FLOOR_MANAGER = "floor_manager"  # 现场管理
+    KNOWLEDGE_EDITOR = "knowledge_editor"  # 知识采集
+    ADMINISTRATOR = "administrator"
+    DEPARTMENT_LIAISON = "department_liaison"  # 部门联络员
+
+
+class CallTakerState(StrEnum):
+    """Where a call-taker is; the allowed moves are in ``tickets.staff.TRANSITIONS``."""
+
+    OFFLINE = "offline"
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    AWAY = "away"
+
+
+class AccountAction(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    PASSWORD_SET = "password_set"
+    DEACTIVATED = "deactivated"
+    REACTIVATED = "reactivated"
+
+
+class Staff(Base):
+    """A person who logs in. Never deleted: an account no longer used is deactivated."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # Part of every login session; a new one (new password, deactivation) ends them all.
+    session_token: Mapped[str] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    roles: Mapped[list[StaffRole]] = relationship(
+        back_populates="staff",
+        cascade="all, delete-orphan",
+        order_by="StaffRole.role",
+        lazy="selectin",
+    )
+    call_taker: Mapped[CallTaker | None] = relationship(back_populates="staff", lazy="selectin")
+
+    @property
+    def role_set(self) -> frozenset[Role]:
+        return frozenset(grant.role for grant in self.roles)
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.role_set
+
+
+class StaffRole(Base):
+    """One role held by one person (unique per person and role)."""
+
+    __tablename__ = "staff_roles"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role, 32), primary_key=True)
+    granted_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    granted_by: Mapped[str] = mapped_column(String(80))
+
+    staff: Mapped[Staff] = relationship(back_populates="roles")
+
+
+class CallTaker(Base):
+    """A call-taker's profile and live state: what routing reads to decide who rings.
+
+    ``languages`` hold ``zh``/``bo``/``en``, ``skills`` the front door's intents. A call-taker
+    is reached on ``phone_number`` (E.164) or, with the browser softphone, as the Twilio
+    Client ``client_identity``. ``idle_since`` is when they last became free (routing prefers
+    the longest idle); ``wrap_up_until`` is when the after-call work ends by itself.
+    """
+
+    __tablename__ = "call_takers"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    languages: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    skills: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    phone_number: Mapped[e164 | None]
+    client_identity: Mapped[str | None] = mapped_column(String(120), unique=True)
+    state: Mapped[CallTakerState] = mapped_column(
+        str_enum(CallTakerState), default=CallTakerState.OFFLINE
+    )
+    away_reason: Mapped[str | None] = mapped_column(String(200))
+    call_sid: Mapped[str | None] = mapped_column(String(34))  # the call rung for or taken
+    state_changed_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    idle_since: Mapped[utc_time | None]
+    wrap_up_until: Mapped[utc_time | None]
+
+    staff: Mapped[Staff] = relationship(back_populates="call_taker")
+
+    __table_args__ = (Index("ix_call_takers_state_idle_since", "state", "idle_since"),)
+
+
+class CallTakerStateChange(Base):
+    """Append-only: every change of a call-taker's state, who made it, when and why.
+
+    ``actor`` is ``staff:<id>`` for a person, ``system:<part>`` for the hotline itself
+    (routing, ring timeout, the end of wrap-up).
+    """
+
+    __tablename__ = "call_taker_state_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    at: Mapped[utc_time] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    from_state: Mapped[CallTakerState] = mapped_column(str_enum(CallTakerState))
+    to_state: Mapped[CallTakerState] = mapped_column(str_enum(CallTakerState))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    call_sid: Mapped[str | None] = mapped_column(String(34))
+
+
+class StaffAccountChange(Base):
+    """Append-only: who created an account, changed it, set its password, deactivated it."""
+
+    __tablename__ = "staff_account_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    at: Mapped[utc_time] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[AccountAction] = mapped_column(str_enum(AccountAction))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -13,7 +13,9 @@ from ivr import init_voice
 from ivr.config import VoiceConfig
 from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
 from tickets.db import make_engine
+from webapp.auth import init_auth
 from webapp.settings import Settings, load_settings
+from webapp.staff import register_staff_pages
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             skip_signature_check=settings.skip_signature_check,
         ),
     )
+    # Every blueprint so far is Twilio's door: signed webhooks that carry no CSRF token.
+    init_auth(app, settings, sessions, csrf_exempt=list(app.blueprints.values()))
+    register_staff_pages(app)
 
     @app.get("/healthz")
     def healthz() -> Response:

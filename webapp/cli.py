@@ -16,6 +16,7 @@ from webapp import create_app
 from webapp.demo import seed_demo_data
 from webapp.settings import Settings, SettingsError
 from webapp.spool_replay import replay_spool
+from webapp.staff.cli import staff_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,9 @@ def alembic_config(database_url: str | None = None) -> Config:
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
 def main() -> None:
     """The 12345 hotline."""
+
+
+main.add_command(staff_group)
 
 
 @main.command("migrate")

@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: work orders a simulated caller can ask about."""
+"""Demo data for ``make run``: work orders a simulated caller can ask about, and staff
+to log in as (development only: never in production)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tickets import staff as staff_store
 from tickets.db import utcnow
-from tickets.models import WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
+from tickets.models import Role, WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
+from tickets.staff import StaffDetails
 from webapp.settings import Settings
 
 DEMO_CALLER = "+8613800000001"
@@ -30,6 +33,64 @@ DEMO_ORDERS = (
         "八廓街附近水压太低",
     ),
 )
+
+# Development only: README lists these logins. All share DEMO_PASSWORD.
+DEMO_PASSWORD = "hotline-demo"
+DEMO_STAFF = (
+    (
+        "admin",
+        StaffDetails("Administrator 管理员", frozenset({Role.ADMINISTRATOR})),
+    ),
+    (
+        "manager",
+        StaffDetails("Dolma 卓玛 (floor manager)", frozenset({Role.FLOOR_MANAGER, Role.REVIEWER})),
+    ),
+    (
+        "tenzin",
+        StaffDetails(
+            "Tenzin 丹增",
+            frozenset({Role.CALL_TAKER}),
+            languages=("bo", "zh"),
+            phone_number="+8613900000001",
+        ),
+    ),
+    (
+        "emma",
+        StaffDetails(
+            "Emma Li 李艾玛",
+            frozenset({Role.CALL_TAKER, Role.CALLBACK_AGENT}),
+            languages=("en", "zh"),
+            client_identity="emma",
+        ),
+    ),
+    (
+        "wang",
+        StaffDetails(
+            "Wang Fang 王芳",
+            frozenset({Role.CALL_TAKER}),
+            languages=("zh",),
+            skills=("complaint", "help"),
+            phone_number="+8613900000003",
+        ),
+    ),
+)
+
+
+def seed_demo_staff(engine: Engine, settings: Settings) -> Iterator[str]:
+    """The demo logins; refused in production, where accounts come from ``hotline staff``."""
+    if settings.is_production:
+        yield "demo staff not seeded: HOTLINE_ENV=production (use `hotline staff add`)"
+        return
+    with Session(engine) as session, session.begin():
+        for username, details in DEMO_STAFF:
+            if staff_store.find_staff(username, session=session) is not None:
+                yield f"demo staff {username} already there"
+                continue
+            staff_store.create_staff(
+                username, DEMO_PASSWORD, details, session=session, actor="system:demo"
+            )
+            roles = ", ".join(sorted(role.value for role in details.roles))
+            yield f"demo staff {username} ({roles}), password {DEMO_PASSWORD}"
 
 
 def seed_demo_data(engine: Engine, settings: Settings) -> Iterator[str]:
@@ -56,3 +117,4 @@ def seed_demo_data(engine: Engine, settings: Settings) -> Iterator[str]:
             )
             session.add(order)
             yield f"demo order {number} ({state.value}) for {DEMO_CALLER}"
+    yield from seed_demo_staff(engine, settings)

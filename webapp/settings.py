@@ -61,6 +61,8 @@ class Settings:
     recordings_dir: str = str(INSTANCE_DIR / "recordings")
     spool_dir: str = str(INSTANCE_DIR / "spool")
     log_level: str = "INFO"
+    wrap_up_seconds: int = 30
+    staff_session_hours: int = 12
 
     @property
     def is_production(self) -> bool:
@@ -111,6 +113,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
     return value
 
 
+def _whole_number(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError as error:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from error
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the settings; raises SettingsError naming the bad variable."""
     env = os.environ if env is None else env
@@ -154,6 +167,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("TWILIO_TIMEOUT_SECONDS must be a number of seconds") from error
     if not 0 < timeout <= 60:
         raise SettingsError("TWILIO_TIMEOUT_SECONDS must be between 0 and 60")
+    wrap_up_seconds = _whole_number(env, "WRAP_UP_SECONDS", Settings.wrap_up_seconds, 0, 3600)
+    session_hours = _whole_number(env, "STAFF_SESSION_HOURS", Settings.staff_session_hours, 1, 168)
 
     return Settings(
         environment=environment,
@@ -187,4 +202,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recordings_dir=env.get("RECORDINGS_DIR", "").strip() or Settings.recordings_dir,
         spool_dir=env.get("SPOOL_DIR", "").strip() or Settings.spool_dir,
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        wrap_up_seconds=wrap_up_seconds,
+        staff_session_hours=session_hours,
     )
