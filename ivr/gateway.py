@@ -1,7 +1,8 @@
 """Call control through Twilio's REST API, and a console stand-in for development and tests.
 
 Callers depend on :class:`CallGateway` and :class:`GatewayError` only; no twilio or requests
-exception leaves this module.
+exception leaves this module. The conference operations (Participants and Conferences APIs)
+live in :mod:`ivr.gateway_conference` and are mixed into both gateways here.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.gateway_conference import (
+    AddedParticipant,
+    ConferenceGateway,
+    ConsoleConferenceOperations,
+    HoldChange,
+    RemovedParticipant,
+    TwilioConferenceOperations,
+)
 from tickets.phones import mask_number
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,12 @@ class CallNotFound(GatewayError):
     """The call SID is unknown to the provider (Twilio 20404 / HTTP 404)."""
 
 
+class ParticipantGone(CallNotFound):
+    """Twilio 20404 on a conference operation: the participant (or the whole conference) had
+    already left. Expected in a live call; the edge turns it into the state machine's
+    ``ParticipantGone`` event."""
+
+
 class GatewayUnavailable(GatewayError):
     """The provider could not be reached or asked us to slow down; always retryable.
 
@@ -66,7 +81,7 @@ class GatewayUnavailable(GatewayError):
         super().__init__(message, code=code, status=status, retryable=True)
 
 
-class CallGateway(Protocol):
+class CallGateway(ConferenceGateway, Protocol):
     def join_conference(
         self,
         *,
@@ -112,26 +127,32 @@ def _scrub(text: str) -> str:
     return _PHONE_LIKE.sub(lambda match: mask_number(match.group()), text)
 
 
-def _from_twilio(exc: TwilioRestException | TwilioServiceException, operation: str) -> GatewayError:
+def _from_twilio(
+    exc: TwilioRestException | TwilioServiceException,
+    operation: str,
+    not_found: type[CallNotFound] = CallNotFound,
+) -> GatewayError:
     status = exc.status
     # twilio-python puts the HTTP status into ``code`` when the body has no Twilio code.
     code = exc.code if isinstance(exc.code, int) and exc.code >= 10000 else None
     detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
     message = _scrub(f"{operation} failed: HTTP {status}, code {code}: {detail}")
     if code == _NOT_FOUND_CODE or status == 404:
-        return CallNotFound(message, code=code, status=status)
+        return not_found(message, code=code, status=status)
     if code == _TOO_MANY_REQUESTS_CODE or status == 429 or (status is not None and status >= 500):
         return GatewayUnavailable(message, code=code, status=status)
     return GatewayError(message, code=code, status=status)
 
 
 @contextmanager
-def _translated_errors(operation: str) -> Iterator[None]:
+def _translated_errors(
+    operation: str, not_found: type[CallNotFound] = CallNotFound
+) -> Iterator[None]:
     try:
         yield
     except (TwilioRestException, TwilioServiceException) as exc:
         # ``from None``: the original message may carry unmasked phone numbers.
-        raise _from_twilio(exc, operation) from None
+        raise _from_twilio(exc, operation, not_found) from None
     except (requests.Timeout, requests.ConnectionError) as exc:
         raise GatewayUnavailable(f"{operation} failed: {type(exc).__name__}: {exc}") from exc
     except requests.RequestException as exc:
@@ -160,7 +181,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
-class TwilioGateway:
+class TwilioGateway(TwilioConferenceOperations):
     """The production :class:`CallGateway`. Create once and share; it pools connections."""
 
     def __init__(self, client: Client) -> None:
@@ -248,6 +269,22 @@ class TwilioGateway:
         )
         return sid
 
+    @contextmanager
+    def _conference_request(
+        self, operation: str, *, conference: str, label: str, missing_is_gone: bool
+    ) -> Iterator[None]:
+        """Translate errors (a 404 is :class:`ParticipantGone` when ``missing_is_gone``) and
+        log a failure once: at INFO when the party was gone, else at WARNING."""
+        try:
+            with _translated_errors(
+                operation, ParticipantGone if missing_is_gone else CallNotFound
+            ):
+                yield
+        except GatewayError as exc:
+            level = logging.INFO if isinstance(exc, ParticipantGone) else logging.WARNING
+            log.log(level, "%s conference=%s label=%s: %s", operation, conference, label, exc)
+            raise
+
     def redirect_call(self, call_sid: str, url: str) -> None:
         with _translated_errors("redirect_call"):
             self._client.calls(call_sid).update(url=url, method="POST")
@@ -279,15 +316,20 @@ class RedirectedCall:
 
 
 @dataclass(eq=False)
-class ConsoleGateway:
+class ConsoleGateway(ConsoleConferenceOperations):
     """A :class:`CallGateway` that only logs and records; for development without Twilio.
 
-    Set ``fail_next`` to make the next operation raise that error (once).
+    Set ``fail_next`` to make the next operation raise that error (once), for example
+    ``ParticipantGone("gone", code=20404, status=404)``.
     """
 
     placed: list[PlacedCall] = field(default_factory=list)
     redirected: list[RedirectedCall] = field(default_factory=list)
     hung_up: list[str] = field(default_factory=list)
+    added: list[AddedParticipant] = field(default_factory=list)
+    held: list[HoldChange] = field(default_factory=list)
+    removed: list[RemovedParticipant] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)  # conference SIDs
     fail_next: GatewayError | None = None
 
     def _maybe_fail(self) -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 from xml.etree import ElementTree
 
 import pytest
@@ -24,9 +24,11 @@ from ivr.gateway import (
     ConsoleGateway,
     GatewayError,
     GatewayUnavailable,
+    ParticipantGone,
     TwilioGateway,
     conference_twiml,
 )
+from ivr.gateway_conference import CONFERENCE_STATUS_EVENTS, PARTICIPANT_STATUS_EVENTS
 from tests.support.twiml_schema import assert_valid_twiml
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -34,13 +36,27 @@ AUTH_TOKEN = "f" * 32
 API_KEY = "SK" + "89abcdef01234567" * 2
 API_SECRET = "s" * 32
 CALL_SID = "CA" + "a1b2c3d4" * 4
-CALLS_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
-CALL_URL = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{CALL_SID}.json"
+API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}"
+CALLS_URL = f"{API}/Calls.json"
+CALL_URL = f"{API}/Calls/{CALL_SID}.json"
 SID = re.compile(r"^CA[0-9a-f]{32}$")
 CITIZEN = "+8613800000001"
 HOTLINE = "+861012345678"
 STATUS_URL = "https://hotline.example/ivr/call-status"
 NEXT_URL = "https://hotline.example/ivr/after-transfer"
+
+# The conference of CALL_SID's citizen: created by its friendly name, then known by its SID.
+ROOM = CALL_SID
+CONFERENCE_SID = "CF" + "0a1b2c3d" * 4
+PARTY_SID = "CA" + "e5f6a7b8" * 4
+TAKER = "+8613900000002"
+LABEL = "taker-7"
+PARTICIPANT_STATUS_URL = "https://hotline.example/voice/participant-status"
+CONFERENCE_STATUS_URL = "https://hotline.example/voice/conference-status"
+HOLD_URL = "https://hotline.example/voice/audio/hold-music.mp3"
+PARTICIPANTS_URL = f"{API}/Conferences/{ROOM}/Participants.json"
+PARTICIPANT_URL = f"{API}/Conferences/{CONFERENCE_SID}/Participants/{LABEL}.json"
+CONFERENCE_URL = f"{API}/Conferences/{CONFERENCE_SID}.json"
 
 JOIN: dict[str, Any] = {
     "to_number": CITIZEN,
@@ -51,6 +67,20 @@ JOIN: dict[str, Any] = {
     "start_conference_on_enter": False,
     "end_conference_on_exit": True,
     "ring_timeout_seconds": 25,
+}
+
+ADD: dict[str, Any] = {
+    "to": TAKER,
+    "from_number": HOTLINE,
+    "label": LABEL,
+    "start_conference_on_enter": True,
+    "end_conference_on_exit": False,
+    "early_media": True,
+    "beep": False,
+    "timeout_seconds": 20,
+    "status_callback": PARTICIPANT_STATUS_URL,
+    "status_callback_events": list(PARTICIPANT_STATUS_EVENTS),
+    "conference_status_callback": CONFERENCE_STATUS_URL,
 }
 
 
@@ -115,7 +145,30 @@ OPERATIONS: dict[str, Callable[[CallGateway], object]] = {
     "join_conference": lambda gateway: gateway.join_conference(**JOIN),
     "redirect_call": lambda gateway: gateway.redirect_call(CALL_SID, NEXT_URL),
     "hang_up": lambda gateway: gateway.hang_up(CALL_SID),
+    "add_participant": lambda gateway: gateway.add_participant(ROOM, **ADD),
+    "hold_participant": lambda gateway: gateway.hold_participant(
+        CONFERENCE_SID, LABEL, hold=True, hold_url=HOLD_URL
+    ),
+    "resume_participant": lambda gateway: gateway.hold_participant(
+        CONFERENCE_SID, LABEL, hold=False, hold_url=None
+    ),
+    "remove_participant": lambda gateway: gateway.remove_participant(CONFERENCE_SID, LABEL),
+    "end_conference": lambda gateway: gateway.end_conference(CONFERENCE_SID),
 }
+CREATING = {"join_conference", "add_participant"}  # these return the new call's SID
+# A 404 on these means the participant or the conference had already left.
+ON_A_LIVE_CONFERENCE = {
+    "hold_participant",
+    "resume_participant",
+    "remove_participant",
+    "end_conference",
+}
+
+
+def _expected_error(operation: str, failure: Failure) -> type[GatewayError]:
+    if failure.error is CallNotFound and operation in ON_A_LIVE_CONFERENCE:
+        return ParticipantGone
+    return failure.error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,6 +196,94 @@ def _conference_view(twiml: str) -> dict[str, Any]:
     }
 
 
+def _call_json(sid: str = CALL_SID) -> dict[str, Any]:
+    return {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued", "api_version": "2010-04-01"}
+
+
+def _participant_json(call_sid: str = PARTY_SID, *, hold: bool = False) -> dict[str, Any]:
+    return {
+        "account_sid": ACCOUNT_SID,
+        "call_sid": call_sid,
+        "conference_sid": CONFERENCE_SID,
+        "label": LABEL,
+        "hold": hold,
+        "status": "queued",
+    }
+
+
+def _conference_json() -> dict[str, Any]:
+    return {"sid": CONFERENCE_SID, "friendly_name": ROOM, "status": "completed"}
+
+
+# operation: (HTTP method, URL, status and JSON body of a success)
+ROUTES: dict[str, tuple[str, str, int, dict[str, Any] | None]] = {
+    "join_conference": (responses.POST, CALLS_URL, 201, _call_json()),
+    "redirect_call": (responses.POST, CALL_URL, 200, _call_json()),
+    "hang_up": (responses.POST, CALL_URL, 200, _call_json()),
+    "add_participant": (responses.POST, PARTICIPANTS_URL, 201, _participant_json()),
+    "hold_participant": (responses.POST, PARTICIPANT_URL, 200, _participant_json(hold=True)),
+    "resume_participant": (responses.POST, PARTICIPANT_URL, 200, _participant_json()),
+    "remove_participant": (responses.DELETE, PARTICIPANT_URL, 204, None),
+    "end_conference": (responses.POST, CONFERENCE_URL, 200, _conference_json()),
+}
+CONFERENCE_PATH = re.compile(
+    r"/Conferences/(?P<conference>[^/]+?)(?:/Participants(?:/(?P<label>[^/]+))?)?\.json$"
+)
+
+
+def _form(call: Any) -> list[tuple[str, str]]:
+    return parse_qsl(str(call.request.body or ""), keep_blank_values=True)
+
+
+def _twilio_view(call: Any) -> tuple[str, dict[str, Any]]:
+    """What one request asked Twilio for, in the shape the console records it."""
+    url, method = call.request.url, call.request.method
+    pairs = _form(call)
+    form = dict(pairs)
+    if url == CALLS_URL:
+        view = {
+            "to_number": form["To"],
+            "from_number": form["From"],
+            "status_callback_url": form["StatusCallback"],
+            "ring_timeout_seconds": int(form["Timeout"]),
+            **_conference_view(form["Twiml"]),
+        }
+        return "join_conference", view
+    if url == CALL_URL:
+        if "Url" in form:
+            return "redirect_call", {"call_sid": CALL_SID, "url": form["Url"]}
+        assert form == {"Status": "completed"}
+        return "hang_up", {"call_sid": CALL_SID}
+    path = CONFERENCE_PATH.search(urlsplit(url).path)
+    assert path is not None, url
+    conference, label = unquote(path["conference"]), unquote(path["label"] or "")
+    if url.endswith("/Participants.json"):
+        view = {
+            "conference": conference,
+            "to": form["To"],
+            "from_number": form["From"],
+            "label": form["Label"],
+            "start_conference_on_enter": form["StartConferenceOnEnter"] == "true",
+            "end_conference_on_exit": form["EndConferenceOnExit"] == "true",
+            "early_media": form["EarlyMedia"] == "true",
+            "beep": form["Beep"] == "true",
+            "timeout_seconds": int(form["Timeout"]),
+            "status_callback": form["StatusCallback"],
+            "status_callback_events": [v for k, v in pairs if k == "StatusCallbackEvent"],
+            "conference_status_callback": form["ConferenceStatusCallback"],
+        }
+        return "add_participant", view
+    if label and method == "DELETE":
+        return "remove_participant", {"conference_sid": conference, "label": label}
+    if label:
+        hold = form.pop("Hold") == "true"
+        view = {"conference_sid": conference, "label": label, "hold": hold}
+        view["hold_url"] = form.get("HoldUrl")
+        return ("hold_participant" if hold else "resume_participant"), view
+    assert form == {"Status": "completed"}
+    return "end_conference", {"conference_sid": conference}
+
+
 @dataclass
 class TwilioBackend:
     mock: responses.RequestsMock
@@ -151,43 +292,24 @@ class TwilioBackend:
     def __post_init__(self) -> None:
         self.gateway = TwilioGateway.from_settings(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
 
-    @staticmethod
-    def _url(operation: str) -> str:
-        return CALLS_URL if operation == "join_conference" else CALL_URL
-
     def succeed(self, operation: str) -> None:
-        status = 201 if operation == "join_conference" else 200
-        self.mock.add(responses.POST, self._url(operation), json=_call_json(), status=status)
+        method, url, status, body = ROUTES[operation]
+        self.mock.add(method, url, json=body, status=status)
 
     def fail(self, operation: str, failure: Failure) -> None:
+        method, url, _, _ = ROUTES[operation]
         if isinstance(failure.body, Exception):
-            self.mock.add(responses.POST, self._url(operation), body=failure.body)
+            self.mock.add(method, url, body=failure.body)
         else:
-            self.mock.add(
-                responses.POST, self._url(operation), json=failure.body, status=failure.status
-            )
+            self.mock.add(method, url, json=failure.body, status=failure.status)
 
     def sent(self) -> list[tuple[str, dict[str, Any]]]:
-        result = []
-        for call in self.mock.calls:
-            if not isinstance(call.response, requests.Response) or not call.response.ok:
-                continue  # a failure arranged by fail()
-            form = dict(parse_qsl(str(call.request.body)))
-            if call.request.url == CALLS_URL:
-                view = {
-                    "to_number": form["To"],
-                    "from_number": form["From"],
-                    "status_callback_url": form["StatusCallback"],
-                    "ring_timeout_seconds": int(form["Timeout"]),
-                    **_conference_view(form["Twiml"]),
-                }
-                result.append(("join_conference", view))
-            elif "Url" in form:
-                result.append(("redirect_call", {"call_sid": CALL_SID, "url": form["Url"]}))
-            else:
-                assert form == {"Status": "completed"}
-                result.append(("hang_up", {"call_sid": CALL_SID}))
-        return result
+        return [
+            _twilio_view(call)
+            for call in self.mock.calls
+            # leave out the failures arranged by fail()
+            if isinstance(call.response, requests.Response) and call.response.ok
+        ]
 
 
 @dataclass
@@ -198,7 +320,7 @@ class ConsoleBackend:
         pass
 
     def fail(self, operation: str, failure: Failure) -> None:
-        error_class = failure.error
+        error_class = _expected_error(operation, failure)
         message = f"{operation} failed (simulated)"
         if error_class is GatewayUnavailable:
             self.gateway.fail_next = GatewayUnavailable(
@@ -210,20 +332,34 @@ class ConsoleBackend:
             )
 
     def sent(self) -> list[tuple[str, dict[str, Any]]]:
+        gateway = self.gateway
         result: list[tuple[str, dict[str, Any]]] = []
-        for placed in self.gateway.placed:
+        for placed in gateway.placed:
             view = {key: getattr(placed, key) for key in JOIN}
             result.append(("join_conference", view))
-        for redirected in self.gateway.redirected:
+        for redirected in gateway.redirected:
             result.append(
                 ("redirect_call", {"call_sid": redirected.call_sid, "url": redirected.url})
             )
-        result.extend(("hang_up", {"call_sid": sid}) for sid in self.gateway.hung_up)
+        result.extend(("hang_up", {"call_sid": sid}) for sid in gateway.hung_up)
+        for added in gateway.added:
+            view = {key: getattr(added, key) for key in ADD}
+            view["status_callback_events"] = list(added.status_callback_events)
+            result.append(("add_participant", {"conference": added.conference, **view}))
+        for change in gateway.held:
+            operation = "hold_participant" if change.hold else "resume_participant"
+            view = {
+                "conference_sid": change.conference_sid,
+                "label": change.label,
+                "hold": change.hold,
+                "hold_url": change.hold_url,
+            }
+            result.append((operation, view))
+        for removed in gateway.removed:
+            view = {"conference_sid": removed.conference_sid, "label": removed.label}
+            result.append(("remove_participant", view))
+        result.extend(("end_conference", {"conference_sid": sid}) for sid in gateway.ended)
         return result
-
-
-def _call_json(sid: str = CALL_SID) -> dict[str, Any]:
-    return {"sid": sid, "account_sid": ACCOUNT_SID, "status": "queued", "api_version": "2010-04-01"}
 
 
 @pytest.fixture
@@ -246,6 +382,20 @@ EXPECTED_SENT: dict[str, tuple[str, dict[str, Any]]] = {
     "join_conference": ("join_conference", {key: JOIN[key] for key in JOIN}),
     "redirect_call": ("redirect_call", {"call_sid": CALL_SID, "url": NEXT_URL}),
     "hang_up": ("hang_up", {"call_sid": CALL_SID}),
+    "add_participant": ("add_participant", {"conference": ROOM, **ADD}),
+    "hold_participant": (
+        "hold_participant",
+        {"conference_sid": CONFERENCE_SID, "label": LABEL, "hold": True, "hold_url": HOLD_URL},
+    ),
+    "resume_participant": (
+        "resume_participant",
+        {"conference_sid": CONFERENCE_SID, "label": LABEL, "hold": False, "hold_url": None},
+    ),
+    "remove_participant": (
+        "remove_participant",
+        {"conference_sid": CONFERENCE_SID, "label": LABEL},
+    ),
+    "end_conference": ("end_conference", {"conference_sid": CONFERENCE_SID}),
 }
 
 
@@ -255,7 +405,7 @@ def test_operation_reaches_the_provider(backend: Backend, operation: str) -> Non
 
     result = OPERATIONS[operation](backend.gateway)
 
-    if operation == "join_conference":
+    if operation in CREATING:
         assert isinstance(result, str)
         assert SID.match(result)
     else:
@@ -275,7 +425,7 @@ def test_failures_become_gateway_errors(
     with pytest.raises(GatewayError) as caught:
         OPERATIONS[operation](backend.gateway)
 
-    assert type(caught.value) is failure.error
+    assert type(caught.value) is _expected_error(operation, failure)
     assert (caught.value.code, caught.value.status) == (failure.code, failure.status)
     assert caught.value.retryable is failure.retryable
     assert CITIZEN not in str(caught.value)
@@ -286,10 +436,6 @@ def test_failures_become_gateway_errors(
 
 # ---------------------------------------------------------------------------------------------
 # TwilioGateway only.
-
-
-def _form(call: Any) -> list[tuple[str, str]]:
-    return parse_qsl(str(call.request.body), keep_blank_values=True)
 
 
 def test_join_conference_sends_exactly_this_form(http_mock: responses.RequestsMock) -> None:
@@ -519,3 +665,339 @@ def test_a_created_call_without_sid_is_an_error(http_mock: responses.RequestsMoc
 
     with pytest.raises(GatewayError, match="no call SID"):
         gateway.join_conference(**JOIN)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conference operations: what only the Twilio implementation shows (path, form, logs).
+
+
+def _gateway() -> TwilioGateway:
+    return TwilioGateway.from_settings(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+
+
+def test_add_participant_sends_exactly_this_form_to_the_room_by_name(
+    http_mock: responses.RequestsMock,
+) -> None:
+    http_mock.add(responses.POST, PARTICIPANTS_URL, json=_participant_json(), status=201)
+
+    assert _gateway().add_participant(ROOM, **ADD) == PARTY_SID
+
+    [call] = http_mock.calls
+    assert call.request.url == PARTICIPANTS_URL  # the friendly name, not a CF... SID
+    form = _form(call)
+    assert [value for key, value in form if key == "StatusCallbackEvent"] == [
+        "initiated",
+        "ringing",
+        "answered",
+        "completed",
+    ]
+    assert [value for key, value in form if key == "ConferenceStatusCallbackEvent"] == [
+        "start",
+        "end",
+        "join",
+        "leave",
+        "hold",
+    ]
+    single = {k: v for k, v in form if not k.endswith("StatusCallbackEvent")}
+    assert len(single) == len(form) - 9  # nothing else is repeated
+    assert single == {
+        "From": HOTLINE,
+        "To": TAKER,
+        "Label": LABEL,
+        "StartConferenceOnEnter": "true",
+        "EndConferenceOnExit": "false",
+        "EarlyMedia": "true",
+        "Beep": "false",  # a string parameter at Twilio: true, false, onEnter, onExit
+        "Timeout": "20",
+        "StatusCallback": PARTICIPANT_STATUS_URL,
+        "StatusCallbackMethod": "POST",
+        "ConferenceStatusCallback": CONFERENCE_STATUS_URL,
+        "ConferenceStatusCallbackMethod": "POST",
+    }
+    assert call.request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_add_participant_rings_a_softphone_and_sends_only_the_chosen_events(
+    http_mock: responses.RequestsMock,
+) -> None:
+    http_mock.add(responses.POST, PARTICIPANTS_URL, json=_participant_json(), status=201)
+
+    _gateway().add_participant(
+        ROOM,
+        **{
+            **ADD,
+            "to": "client:taker-7",
+            "beep": True,
+            "start_conference_on_enter": False,
+            "end_conference_on_exit": True,
+            "early_media": False,
+            "status_callback_events": ["ringing", "completed"],
+        },
+    )
+
+    form = _form(http_mock.calls[0])
+    single = dict(form)
+    assert single["To"] == "client:taker-7"
+    assert (single["Beep"], single["StartConferenceOnEnter"]) == ("true", "false")
+    assert (single["EndConferenceOnExit"], single["EarlyMedia"]) == ("true", "false")
+    assert [v for k, v in form if k == "StatusCallbackEvent"] == ["ringing", "completed"]
+
+
+def test_hold_resume_remove_and_end_send_exactly_this(http_mock: responses.RequestsMock) -> None:
+    for _ in range(3):
+        http_mock.add(responses.POST, PARTICIPANT_URL, json=_participant_json())
+    http_mock.add(responses.DELETE, PARTICIPANT_URL, status=204)
+    http_mock.add(responses.POST, CONFERENCE_URL, json=_conference_json())
+    gateway = _gateway()
+
+    gateway.hold_participant(CONFERENCE_SID, LABEL, hold=True, hold_url=HOLD_URL)
+    gateway.hold_participant(CONFERENCE_SID, LABEL, hold=True, hold_url=None)
+    gateway.hold_participant(CONFERENCE_SID, LABEL, hold=False, hold_url=HOLD_URL)
+    gateway.remove_participant(CONFERENCE_SID, LABEL)
+    gateway.end_conference(CONFERENCE_SID)
+
+    hold, hold_default_music, resume, remove, end = http_mock.calls
+    assert _form(hold) == [("Hold", "true"), ("HoldUrl", HOLD_URL), ("HoldMethod", "GET")]
+    assert _form(hold_default_music) == [("Hold", "true")]
+    assert _form(resume) == [("Hold", "false")]  # no music to fetch when resuming
+    assert (remove.request.method, remove.request.url, _form(remove)) == (
+        "DELETE",
+        PARTICIPANT_URL,
+        [],
+    )
+    assert (end.request.url, _form(end)) == (CONFERENCE_URL, [("Status", "completed")])
+
+
+def test_a_participant_is_addressed_by_call_sid_or_by_its_percent_encoded_label(
+    http_mock: responses.RequestsMock,
+) -> None:
+    by_sid = f"{API}/Conferences/{CONFERENCE_SID}/Participants/{PARTY_SID}.json"
+    by_label = f"{API}/Conferences/{CONFERENCE_SID}/Participants/night%20shift%2F2.json"
+    http_mock.add(responses.DELETE, by_sid, status=204)
+    http_mock.add(responses.POST, by_label, json=_participant_json())
+    gateway = _gateway()
+
+    gateway.remove_participant(CONFERENCE_SID, PARTY_SID)
+    gateway.hold_participant(CONFERENCE_SID, "night shift/2", hold=True, hold_url=None)
+
+    assert [call.request.url for call in http_mock.calls] == [by_sid, by_label]
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda gateway: gateway.hold_participant(ROOM, LABEL, hold=True, hold_url=None),
+        lambda gateway: gateway.remove_participant(ROOM, LABEL),
+        lambda gateway: gateway.end_conference(ROOM),
+        lambda gateway: gateway.end_conference(""),
+        lambda gateway: gateway.remove_participant(CONFERENCE_SID, ""),
+    ],
+    ids=["hold-by-name", "remove-by-name", "end-by-name", "end-without-sid", "no-label"],
+)
+def test_operations_on_a_live_conference_refuse_a_name_before_sending_anything(
+    backend: Backend, operation: Callable[[CallGateway], object]
+) -> None:
+    """Twilio answers a friendly name there with 404, which would read as "party gone"."""
+    with pytest.raises(ValueError, match=r"conference SID|label"):
+        operation(backend.gateway)
+    assert backend.sent() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"timeout_seconds": 4}, "timeout_seconds"),
+        ({"timeout_seconds": 601}, "timeout_seconds"),
+        ({"status_callback_events": ["ringing", "busy"]}, "busy"),
+        ({"label": ""}, "label"),
+    ],
+    ids=["timeout-too-short", "timeout-too-long", "call-status-as-event", "no-label"],
+)
+def test_add_participant_refuses_what_twilio_would_reject(
+    backend: Backend, change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        backend.gateway.add_participant(ROOM, **{**ADD, **change})
+    with pytest.raises(ValueError, match="conference"):
+        backend.gateway.add_participant("r" * 129, **ADD)
+    assert backend.sent() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (404, _twilio_error(20404, 404, "The requested resource was not found")),
+        (404, "<html>not found</html>"),
+    ],
+    ids=["twilio-20404", "html-404"],
+)
+def test_a_party_that_already_left_is_gone_not_an_error(
+    http_mock: responses.RequestsMock, status: int, body: Any
+) -> None:
+    kwargs: dict[str, Any] = {"json": body} if isinstance(body, dict) else {"body": body}
+    http_mock.add(responses.POST, PARTICIPANT_URL, status=status, **kwargs)
+    http_mock.add(responses.DELETE, PARTICIPANT_URL, status=status, **kwargs)
+    http_mock.add(responses.POST, CONFERENCE_URL, status=status, **kwargs)
+    gateway = _gateway()
+
+    for operation in (
+        lambda: gateway.hold_participant(CONFERENCE_SID, LABEL, hold=False, hold_url=None),
+        lambda: gateway.remove_participant(CONFERENCE_SID, LABEL),
+        lambda: gateway.end_conference(CONFERENCE_SID),
+    ):
+        with pytest.raises(ParticipantGone) as caught:
+            operation()
+        assert isinstance(caught.value, CallNotFound)  # existing handlers still catch it
+        assert caught.value.retryable is False
+        assert caught.value.status == 404
+
+
+def test_a_404_when_adding_a_participant_is_not_mistaken_for_a_departure(
+    http_mock: responses.RequestsMock,
+) -> None:
+    http_mock.add(responses.POST, PARTICIPANTS_URL, json=FAILURES["not-found"].body, status=404)
+
+    with pytest.raises(CallNotFound) as caught:
+        _gateway().add_participant(ROOM, **ADD)
+    assert not isinstance(caught.value, ParticipantGone)
+
+
+def test_twilio_business_errors_keep_code_and_message(http_mock: responses.RequestsMock) -> None:
+    body = _twilio_error(16002, 400, "Conference is full")  # any other 4xx with Twilio's code
+    http_mock.add(responses.POST, PARTICIPANT_URL, json=body, status=400)
+
+    with pytest.raises(GatewayError) as caught:
+        _gateway().hold_participant(CONFERENCE_SID, LABEL, hold=True, hold_url=HOLD_URL)
+    assert type(caught.value) is GatewayError
+    assert (caught.value.code, caught.value.status, caught.value.retryable) == (16002, 400, False)
+    assert "Conference is full" in str(caught.value)
+    assert "hold_participant" in str(caught.value)
+
+
+def test_a_created_participant_without_call_sid_is_an_error(
+    http_mock: responses.RequestsMock,
+) -> None:
+    http_mock.add(responses.POST, PARTICIPANTS_URL, json={"label": LABEL}, status=201)
+
+    with pytest.raises(GatewayError, match="add_participant failed: no call SID"):
+        _gateway().add_participant(ROOM, **ADD)
+
+
+def _gateway_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "ivr.gateway"]
+
+
+def test_each_conference_call_logs_one_info_line_with_room_and_label_and_no_number(
+    http_mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_mock.add(responses.POST, PARTICIPANTS_URL, json=_participant_json(), status=201)
+    http_mock.add(responses.POST, PARTICIPANT_URL, json=_participant_json(hold=True))
+    http_mock.add(responses.POST, PARTICIPANT_URL, json=_participant_json())
+    http_mock.add(responses.DELETE, PARTICIPANT_URL, status=204)
+    http_mock.add(responses.POST, CONFERENCE_URL, json=_conference_json())
+    caplog.set_level(logging.DEBUG)
+    gateway = _gateway()
+
+    for operation in list(OPERATIONS)[3:]:
+        OPERATIONS[operation](gateway)
+
+    records = _gateway_records(caplog)
+    assert [record.levelno for record in records] == [logging.INFO] * 5
+    messages = [record.getMessage() for record in records]
+    assert [message.split()[0] for message in messages] == list(OPERATIONS)[3:]
+    assert f"conference={ROOM} label={LABEL} to=+86*******0002" in messages[0]
+    assert f"call={PARTY_SID} conference_sid={CONFERENCE_SID}" in messages[0]
+    for message in messages[1:4]:
+        assert f"conference={CONFERENCE_SID} label={LABEL} " in message
+    assert f"end_conference conference={CONFERENCE_SID} " in messages[4]
+    assert TAKER not in caplog.text
+    assert HOTLINE not in caplog.text
+    assert not [record for record in caplog.records if record.name.startswith("twilio")]
+
+
+def test_failed_conference_calls_log_once_gone_at_info_others_at_warning(
+    http_mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_mock.add(responses.DELETE, PARTICIPANT_URL, json=FAILURES["not-found"].body, status=404)
+    http_mock.add(
+        responses.POST, PARTICIPANTS_URL, json=FAILURES["invalid-number"].body, status=400
+    )
+    caplog.set_level(logging.INFO, logger="ivr.gateway")
+    gateway = _gateway()
+
+    with pytest.raises(ParticipantGone):
+        gateway.remove_participant(CONFERENCE_SID, LABEL)
+    with pytest.raises(GatewayError):
+        gateway.add_participant(ROOM, **{**ADD, "to": CITIZEN})
+
+    gone, failed = _gateway_records(caplog)
+    assert gone.levelno == logging.INFO
+    assert gone.getMessage().startswith(f"remove_participant conference={CONFERENCE_SID} label=")
+    assert "20404" in gone.getMessage()
+    assert failed.levelno == logging.WARNING
+    assert "21211" in failed.getMessage()
+    assert CITIZEN not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------
+# ConsoleGateway: conference operations.
+
+CONSOLE_CONFERENCE = "CF" + "c" * 32
+
+
+def test_console_records_conference_operations_and_returns_fresh_call_sids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ivr.gateway")
+    gateway = ConsoleGateway()
+
+    taker = gateway.add_participant(ROOM, **ADD)
+    consultee = gateway.add_participant(ROOM, **{**ADD, "label": "consult-1", "to": CITIZEN})
+    gateway.hold_participant(CONSOLE_CONFERENCE, "citizen", hold=True, hold_url=HOLD_URL)
+    gateway.hold_participant(CONSOLE_CONFERENCE, "citizen", hold=False, hold_url=HOLD_URL)
+    gateway.remove_participant(CONSOLE_CONFERENCE, "consult-1")
+    gateway.end_conference(CONSOLE_CONFERENCE)
+
+    assert SID.match(taker) and SID.match(consultee) and taker != consultee
+    assert [(added.call_sid, added.label) for added in gateway.added] == [
+        (taker, LABEL),
+        (consultee, "consult-1"),
+    ]
+    assert gateway.added[0].status_callback_events == PARTICIPANT_STATUS_EVENTS
+    assert [(c.label, c.hold, c.hold_url) for c in gateway.held] == [
+        ("citizen", True, HOLD_URL),
+        ("citizen", False, None),  # what Twilio would be sent: no music when resuming
+    ]
+    assert [(r.conference_sid, r.label) for r in gateway.removed] == [
+        (CONSOLE_CONFERENCE, "consult-1")
+    ]
+    assert gateway.ended == [CONSOLE_CONFERENCE]
+    assert CITIZEN not in caplog.text
+    assert TAKER not in caplog.text
+    assert "+86*******0002" in caplog.text
+
+
+def test_console_can_be_told_that_the_next_party_is_gone() -> None:
+    gateway = ConsoleGateway()
+    gateway.fail_next = ParticipantGone("gone (simulated)", code=20404, status=404)
+
+    with pytest.raises(ParticipantGone):
+        gateway.remove_participant(CONSOLE_CONFERENCE, LABEL)
+    gateway.remove_participant(CONSOLE_CONFERENCE, LABEL)
+
+    assert [removed.label for removed in gateway.removed] == [LABEL]
+
+
+def test_console_conference_records_are_frozen() -> None:
+    gateway = ConsoleGateway()
+    gateway.add_participant(ROOM, **ADD)
+    gateway.hold_participant(CONSOLE_CONFERENCE, LABEL, hold=True, hold_url=None)
+    with pytest.raises(AttributeError):
+        gateway.added[0].label = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        gateway.held[0].hold = False  # type: ignore[misc]
+
+
+def test_conference_events_asked_for_cover_the_roster() -> None:
+    """join/leave/hold (hold and unhold) and end keep the roster; start marks the wait over."""
+    assert set(CONFERENCE_STATUS_EVENTS) == {"start", "end", "join", "leave", "hold"}
