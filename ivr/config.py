@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from callflows.front_door import FrontDoor
 from ivr.gateway import CallGateway
 from ivr.twiml import HOLD_MUSIC_PATH, PromptAudio, TwimlRenderer
-from tickets.spool import Spool
+from tickets.journal import Journal
 from tickets.webhooks import StoreContext
 
 EXTENSION_KEY = "hotline.ivr"
@@ -35,7 +35,8 @@ class VoiceConfig:
     skip_signature_check: bool = False
     default_region: str = "CN"
     emergency_dial_attempts: int = 3
-    spool_dir: str = "instance/spool"
+    journal_dir: str = "instance/journal"
+    drain_in_background: bool = False  # a drainer stores the journal (JOURNAL_DRAIN)
 
     def url(self, path: str) -> str:
         """The absolute URL Twilio must call for ``path`` (and signs)."""
@@ -56,8 +57,8 @@ class VoiceConfig:
         return StoreContext(self.zone, self.emergency_numbers, self.default_region)
 
     @cached_property
-    def spool(self) -> Spool:
-        return Spool(self.spool_dir)
+    def journal(self) -> Journal:
+        return Journal(self.journal_dir)
 
     def install(self, app: Flask) -> None:
         app.extensions[EXTENSION_KEY] = self

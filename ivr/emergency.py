@@ -34,7 +34,7 @@ REDIAL_AFTER = timedelta(seconds=8)
 def dial_line(state: FlowState, line: str, *, recorded: bool) -> None:
     """Ring the emergency line into the caller's room (after the webhook is stored).
 
-    ``recorded`` is False when the database was down and the webhook was spooled: the
+    ``recorded`` is False when the database was down and the webhook was journaled: the
     line is rung all the same, and the leg is known from its status callbacks.
     """
     if recorded:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from itertools import islice
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -15,12 +16,22 @@ IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 MAX_PARAM_CHARS = 2_000  # a 10 kB speech result is cut before it is stored
 
 
-def form_snapshot(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The parameters as stored in ``call_events``: lists only where repeated."""
+def form_snapshot(*forms: MultiDict[str, str]) -> dict[str, Any]:
+    """The parameters as stored in ``call_events``: lists only where repeated.
+
+    At most 100 names and 20 values a name; a name in several ``forms`` (query string
+    and body) keeps the values of the first.
+    """
     snapshot: dict[str, Any] = {}
-    for key in list(form.keys())[:100]:
-        values = [_clean(value)[:MAX_PARAM_CHARS] for value in form.getlist(key)[:20]]
-        snapshot[_clean(key)[:100]] = values[0] if len(values) == 1 else values
+    for form in forms:
+        for key, values in islice(form.lists(), 100):
+            name = _clean(key)[:100]
+            if name in snapshot or len(snapshot) >= 100:
+                continue
+            if len(values) == 1:
+                snapshot[name] = _clean(values[0])[:MAX_PARAM_CHARS]
+            else:
+                snapshot[name] = [_clean(value)[:MAX_PARAM_CHARS] for value in values[:20]]
     return snapshot
 
 

@@ -1,16 +1,28 @@
-"""Storing a webhook, or spooling it when the database is briefly down."""
+"""Storing webhooks: appended to the journal and drained, or stored at once.
+
+Two ways, one store. ``persist`` on the hot path only appends the webhook to this
+process's journal file when a drainer runs beside the web workers (``JOURNAL_DRAIN=
+background``, set by ``webapp.gunicorn_conf``), so the caller never waits for the
+database; otherwise, and for a webhook whose follow-up needs the stored state (the
+emergency lane), it first drains what is journaled (earlier webhooks first) and stores
+this one in the same request. A database that is down only delays storing: the webhook
+stays in the journal and the caller is answered all the same.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import request
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ivr.config import voice_config
+from ivr.config import VoiceConfig, voice_config
 from ivr.events import IDEMPOTENCY_HEADER, dedupe_key, form_snapshot
-from tickets.webhooks import StoredWebhook, store_webhook
+from tickets.journal import DrainResult
+from tickets.webhooks import StoredWebhook, store_webhook, store_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -21,27 +33,68 @@ def webhook_from_request(kind: str, *fallback_key: object, **changes: object) ->
     ``fallback_key``: the parts of a dedupe key for callbacks that come without Twilio's
     idempotency token (the call, the event, its sequence number).
     """
+    this_request = request._get_current_object()  # type: ignore[attr-defined]
     return StoredWebhook(
         kind=kind,
-        call_sid=request.values.get("CallSid", "")[:34] or None,
-        params=form_snapshot(request.values),
-        dedupe_key=dedupe_key(request.headers.get(IDEMPOTENCY_HEADER), *fallback_key),
+        call_sid=this_request.values.get("CallSid", "")[:34] or None,
+        params=form_snapshot(this_request.args, this_request.form),
+        dedupe_key=dedupe_key(this_request.headers.get(IDEMPOTENCY_HEADER), *fallback_key),
+        received_at=datetime.now(UTC).isoformat(),
         **changes,  # type: ignore[arg-type]
     )
 
 
-def persist(hook: StoredWebhook) -> bool | None:
-    """True when stored now, False for a retry seen before, None when spooled."""
+def persist(hook: StoredWebhook, *, now: bool = False) -> bool | None:
+    """Store (or journal) one webhook.
+
+    Returns True when stored now, False for a retry seen before, None when journaled
+    (``now=False`` with a background drainer, or the database is down).
+    """
     config = voice_config()
+    if config.drain_in_background and not now:
+        _journal(config, hook)
+        return None
     try:
+        if config.journal.has_pending():
+            drain_journal(config)
         with config.sessions.begin() as session:
             return store_webhook(session=session, hook=hook, context=config.store_context)
     except DBAPIError as error:
-        # Only an unreachable database is spooled; bad data is a bug and goes to the
-        # route's safety net (apology TwiML, logged).
-        if not (isinstance(error, OperationalError) or error.connection_invalidated):
+        # Only an unreachable database is journaled for later; bad data is a bug and goes
+        # to the route's safety net (apology TwiML, logged).
+        if not is_transient(error):
             raise
-        log.error("database unavailable; spooling the %s webhook of %s", hook.kind, hook.call_sid)
-        key = hook.dedupe_key or f"spool:{uuid.uuid4()}"
-        config.spool.append({**hook.to_json(), "dedupe_key": key})
+        log.error("database unavailable; journaling the %s webhook of %s", hook.kind, hook.call_sid)
+        _journal(config, hook)
         return None
+
+
+def _journal(config: VoiceConfig, hook: StoredWebhook) -> None:
+    document = hook.to_json()
+    if not hook.dedupe_key:  # a journaled line may be stored twice: give it an identity
+        document["dedupe_key"] = f"journal:{uuid.uuid4()}"
+    config.journal.append(document)
+
+
+def drain_journal(config: VoiceConfig, *, wait: bool = True) -> DrainResult | None:
+    """Store one batch of journaled webhooks in arrival order (None: another drain runs).
+
+    Raises the database's error when it is unreachable; the lines stay journaled.
+    """
+
+    def store(documents: list[dict[str, Any]]) -> None:
+        with config.sessions.begin() as session:
+            store_webhooks(
+                session=session,
+                hooks=[StoredWebhook.from_json(document) for document in documents],
+                context=config.store_context,
+            )
+
+    return config.journal.drain(store, is_transient=is_transient, wait=wait)
+
+
+def is_transient(error: Exception) -> bool:
+    """The database is unreachable (worth trying again), not the data bad."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 
 from flask import Request
 from twilio.request_validator import (
@@ -16,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.urls import iri_to_uri
 
 log = logging.getLogger(__name__)
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~-]*")  # nothing iri_to_uri would encode
 
 
 class _SignedForm:
@@ -44,10 +46,15 @@ class _SignedForm:
 def signed_url(request: Request, public_base_url: str) -> str:
     """The URL Twilio requested, rebuilt on the public base (we may sit behind a proxy).
 
-    ``request.path`` is decoded, so non-ASCII text is encoded again as Twilio sent it;
-    the query string is taken raw.
+    ``request.path`` is decoded, so non-ASCII text is encoded again as Twilio sent it
+    (a plain path, the usual case, needs no encoding); the query string is taken raw.
     """
-    url = iri_to_uri(public_base_url + request.path)
+    path = request.path
+    url = (
+        public_base_url + path
+        if _PLAIN_PATH.fullmatch(path)
+        else iri_to_uri(public_base_url + path)
+    )
     query = request.query_string.decode("latin-1")
     return f"{url}?{query}" if query else url
 

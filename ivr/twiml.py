@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import fields, is_dataclass, replace
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
@@ -56,14 +57,29 @@ def wait_path(join: JoinConference) -> str:
 
 
 def _cache_key(value: object) -> object:
-    """A hashable twin of a step (their argument mappings are dicts)."""
+    """A hashable twin of a step (their argument mappings are dicts).
+
+    On every webhook: plain values return at once, and each step type's field names are
+    looked up once.
+    """
+    kind = type(value)
+    if kind in _PLAIN or isinstance(value, str | int):
+        return value
+    if kind is tuple:
+        return tuple([_cache_key(item) for item in value])  # type: ignore[attr-defined]
     if isinstance(value, Mapping):
         return tuple(sorted((key, _cache_key(item)) for key, item in value.items()))
-    if isinstance(value, tuple):
-        return tuple(_cache_key(item) for item in value)
     if is_dataclass(value):
-        return (type(value), *(_cache_key(getattr(value, f.name)) for f in fields(value)))
+        return (kind, *[_cache_key(getattr(value, name)) for name in _field_names(kind)])
     return value
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(each.name for each in fields(kind))
 
 
 class PromptAudio:

@@ -47,22 +47,25 @@ def require_twilio_signature() -> None:
     config = voice_config()
     if config.skip_signature_check:
         return
-    if not is_signed_by_twilio(request, config.validator, config.public_base_url):
+    # The request itself, not its proxy: the check reads it a dozen times, on every webhook.
+    this_request = request._get_current_object()  # type: ignore[attr-defined]
+    if not is_signed_by_twilio(this_request, config.validator, config.public_base_url):
         log.warning("rejected unsigned or forged request to %s", request.path)
         abort(403)
 
 
 def _flow_state() -> FlowState:
+    args = request.args
     try:
-        attempt = min(max(int(request.args.get("try", "1")), 1), 9)
+        attempt = min(max(int(args.get("try", "1")), 1), 9)
     except ValueError:
         attempt = 1
     return FlowState(
         call_sid=request.values.get("CallSid", "")[:34],
         language=caller_language(),
         attempt=attempt,
-        order_number=request.args.get("order", "")[:20],
-        line=request.args.get("line", "")[:16],
+        order_number=args.get("order", "")[:20],
+        line=args.get("line", "")[:16],
     )
 
 
@@ -77,12 +80,9 @@ def incoming() -> Response:
     call_sid = request.values.get("CallSid", "")[:34]
     if not call_sid:
         abort(400, "CallSid is required")
-    hook = webhook_from_request("incoming", is_new_call=True, step="greeting")
-    if persist(hook):
-        caller = parse_caller(request.values.get("From"), config.default_region)
-        log.info(
-            "incoming call %s from %s", call_sid, mask_number(caller.number or caller.kind.value)
-        )
+    persist(webhook_from_request("incoming", is_new_call=True, step="greeting"))
+    caller = parse_caller(request.values.get("From"), config.default_region)
+    log.info("incoming call %s from %s", call_sid, mask_number(caller.number or caller.kind.value))
     return twiml_response(config.front_door.start(call_sid).steps)
 
 
@@ -108,7 +108,8 @@ def step(stage: str) -> Response:
         emergency_line=turn.emergency_line,
         extra={"lang": state.language.value},
     )
-    stored = persist(hook)
+    # The emergency lane's REST call reads the work order this webhook opens: store now.
+    stored = persist(hook, now=bool(turn.emergency_line))
     if turn.emergency_line and stored is not False:
         emergency.dial_line(state, turn.emergency_line, recorded=stored is True)
     return twiml_response(turn.steps)
@@ -161,7 +162,8 @@ def status() -> Response:
         duration_seconds=event.duration_seconds,
         leaves_queue=bool(event.status and event.status.is_final),
     )
-    if persist(hook) and request.args.get("leg") == "emergency":
+    emergency_leg = request.args.get("leg") == "emergency"
+    if persist(hook, now=emergency_leg) and emergency_leg:
         session = _session()
         follow_up = emergency.on_leg_status(session, event, request.args)
         session.commit()
@@ -202,7 +204,7 @@ def fallback() -> Response:
         emergency_line=line,
         extra={"lang": state.language.value},
     )
-    stored = persist(hook)
+    stored = persist(hook, now=line is not None)
     log.error(
         "Twilio used the fallback URL: error %s at %s",
         request.values.get("ErrorCode"),

@@ -4,6 +4,7 @@ the app built on it, and a way to post webhooks signed the way Twilio signs them
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def make_settings(database_url: str, **overrides: str) -> Settings:
         "HOTLINE_NUMBER": HOTLINE_NUMBER,
         "RECORDINGS_DIR": "",
         "LOG_LEVEL": "warning",
+        "JOURNAL_DIR": tempfile.mkdtemp(prefix="hotline-journal-"),
         **overrides,
     }
     return load_settings(env)

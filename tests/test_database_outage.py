@@ -1,4 +1,4 @@
-"""A database that is briefly down loses nothing: callers are served, webhooks spooled."""
+"""A database that is briefly down loses nothing: callers are served, webhooks journaled."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from tests.conftest import make_settings
 from tests.support.webhooks import TwilioSender, call_params, new_call_sid
 from tickets.models import Call, CallEvent, WorkOrder
 from webapp import create_app
-from webapp.spool_replay import replay_spool
+from webapp.drainer import drain_all
 
 
-def test_webhooks_are_answered_and_spooled_while_the_database_is_down(
+def test_webhooks_are_answered_and_journaled_while_the_database_is_down(
     tmp_path: Path, settings, app, db
 ):
-    spool_dir = str(tmp_path / "spool")
-    down = make_settings(f"sqlite:///{tmp_path}/missing/dir/hotline.db", SPOOL_DIR=spool_dir)
+    journal_dir = str(tmp_path / "journal")
+    down = make_settings(f"sqlite:///{tmp_path}/missing/dir/hotline.db", JOURNAL_DIR=journal_dir)
     gateway = ConsoleGateway()
     outage_app = create_app(down, gateway=gateway)
     twilio = TwilioSender(
@@ -36,11 +36,11 @@ def test_webhooks_are_answered_and_spooled_while_the_database_is_down(
     assert [p.to_number for p in gateway.placed] == ["+868910000119"]  # rung regardless
 
     live = create_app(
-        make_settings(settings.database_url, SPOOL_DIR=spool_dir), gateway=ConsoleGateway()
+        make_settings(settings.database_url, JOURNAL_DIR=journal_dir), gateway=ConsoleGateway()
     )
     try:
-        assert replay_spool(live) == (3, 0)
-        assert replay_spool(live) == (0, 0)
+        assert drain_all(live) == (3, 0)
+        assert drain_all(live) == (0, 0)
     finally:
         live.extensions["hotline.engine"].dispose()
         outage_app.extensions["hotline.engine"].dispose()

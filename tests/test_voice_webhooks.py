@@ -273,7 +273,7 @@ def test_an_error_inside_a_route_becomes_the_apology(twilio, app, monkeypatch):
     def broken(**_kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(calls, "note_front_door", broken)
+    monkeypatch.setattr(calls, "note_front_door_steps", broken)
     sid = start_call(twilio)
     root = twiml(twilio.post("/voice/step/menu?lang=en&try=1", call_params(sid, Digits="1")))
     assert "Sorry, something went wrong" in (root.find("Say").text or "")

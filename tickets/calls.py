@@ -25,6 +25,7 @@ def register_call(
     direction: CallDirection = CallDirection.INBOUND,
     parent_call_sid: str | None = None,
     leg_role: str | None = None,
+    at: datetime | None = None,
 ) -> None:
     """Create the call's row unless it exists (a retried first webhook)."""
     dialect = session.get_bind().dialect.name
@@ -41,7 +42,7 @@ def register_call(
             status=status,
             status_rank=status.rank,
             front_door_path="",
-            created_at=utcnow(),
+            created_at=at or utcnow(),
             parent_call_sid=parent_call_sid,
             leg_role=leg_role,
         )
@@ -77,23 +78,43 @@ def note_front_door(
     intent: str | None = None,
     emergency_line: str | None = None,
     enters_queue: bool = False,
+    at: datetime | None = None,
 ) -> None:
     """Append a step to the call's front-door path and keep what the caller chose.
 
-    One prebuilt UPDATE and no read: the webhook's hot path only appends. A caller who
-    enters the queue keeps the time of their first entry (their place in line).
+    One prebuilt UPDATE and no read. A caller who enters the queue keeps the time of
+    their first entry (their place in line); ``at``: when the webhook arrived.
     """
-    session.connection().execute(
-        _FRONT_DOOR_STEP,
-        {
-            "b_call_sid": call_sid,
-            "b_step": step,
-            "b_language": language,
-            "b_intent": intent,
-            "b_line": emergency_line,
-            "b_queued_at": utcnow() if enters_queue else None,
-        },
+    note_front_door_steps(
+        session=session,
+        steps=[front_door_step(call_sid, step, language, intent, emergency_line, enters_queue, at)],
     )
+
+
+def front_door_step(
+    call_sid: str,
+    step: str,
+    language: str | None = None,
+    intent: str | None = None,
+    emergency_line: str | None = None,
+    enters_queue: bool = False,
+    at: datetime | None = None,
+) -> dict[str, object]:
+    """The parameters of one ``note_front_door`` step, for ``note_front_door_steps``."""
+    return {
+        "b_call_sid": call_sid,
+        "b_step": step,
+        "b_language": language,
+        "b_intent": intent,
+        "b_line": emergency_line,
+        "b_queued_at": (at or utcnow()) if enters_queue else None,
+    }
+
+
+def note_front_door_steps(*, session: Session, steps: list[dict[str, object]]) -> None:
+    """Many front-door steps in one round trip (an executemany), applied in order."""
+    if steps:
+        session.connection().execute(_FRONT_DOOR_STEP, steps)
 
 
 def record_call_status(

@@ -94,5 +94,5 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     # No pre-ping: it costs a round trip per checkout, and a webhook whose connection turns
-    # out dead is spooled, not lost (ivr.persist); the pool then replaces the connection.
+    # out dead is journaled, not lost (ivr.persist); the pool then replaces the connection.
     return create_engine(url, **kwargs)

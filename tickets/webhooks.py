@@ -1,20 +1,20 @@
-"""Storing one webhook delivery: its event row and what it changes on the call.
+"""Storing webhook deliveries: their event rows and what they change on the call.
 
 A webhook is described by a ``StoredWebhook`` (plain, JSON-serialisable data), so the
-same function stores it live and, when the database was down, later from the spool.
+same functions store it at once or later, in a batch, from the webhook journal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tickets import calls, work_orders
-from tickets.events import record_event
+from tickets.events import event_row, record_event, record_events
 from tickets.models import CallStatus
 from tickets.phones import parse_caller
 
@@ -44,18 +44,27 @@ class StoredWebhook:
     duration_seconds: int | None = None
     leaves_queue: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    received_at: str | None = None  # ISO time the webhook arrived; None: now
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    @property
+    def only_steps(self) -> bool:
+        """Its only change is a front-door step (most webhooks): batched when stored."""
+        return not (self.is_new_call or self.emergency_line or self.status or self.leaves_queue)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StoredWebhook:
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**{key: value for key, value in data.items() if key in _FIELDS})
+
+
+_FIELDS = tuple(each.name for each in fields(StoredWebhook))
 
 
 def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContext) -> bool:
     """Record the delivery once; apply its changes only the first time. False on a retry."""
+    at = _received_at(hook)
     if not record_event(
         session=session,
         kind=hook.kind,
@@ -63,10 +72,70 @@ def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContex
         params=hook.params,
         dedupe_key=hook.dedupe_key,
         sequence_number=hook.sequence_number,
+        received_at=at,
     ):
         return False
+    _apply(session, hook, at, context)
+    return True
+
+
+def store_webhooks(
+    *, session: Session, hooks: Sequence[StoredWebhook], context: StoreContext
+) -> int:
+    """Store many deliveries in order, as ``store_webhook`` would one by one.
+
+    The events go in as one multi-row INSERT; runs of plain front-door steps as one
+    executemany. Returns how many deliveries were new.
+    """
+    first_of_key: dict[str, StoredWebhook] = {}
+    for hook in hooks:
+        if hook.dedupe_key:
+            first_of_key.setdefault(hook.dedupe_key, hook)
+    batch = [hook for hook in hooks if not hook.dedupe_key or first_of_key[hook.dedupe_key] is hook]
+    times = [_received_at(hook) for hook in batch]
+    rows = [
+        event_row(h.kind, h.call_sid, h.params, h.dedupe_key, h.sequence_number, at)
+        for h, at in zip(batch, times, strict=True)
+    ]
+    new_keys = record_events(session=session, rows=rows) if rows else set()
+    steps: list[dict[str, object]] = []
+    stored = 0
+    for hook, at in zip(batch, times, strict=True):
+        if hook.dedupe_key and hook.dedupe_key not in new_keys:
+            continue
+        stored += 1
+        if hook.call_sid and hook.step and hook.only_steps:
+            steps.append(_step(hook, at))
+            continue
+        calls.note_front_door_steps(session=session, steps=steps)  # keep the order
+        steps = []
+        _apply(session, hook, at, context)
+    calls.note_front_door_steps(session=session, steps=steps)
+    return stored
+
+
+def _received_at(hook: StoredWebhook) -> datetime | None:
+    return datetime.fromisoformat(hook.received_at) if hook.received_at else None
+
+
+def _step(hook: StoredWebhook, at: datetime | None) -> dict[str, object]:
+    return calls.front_door_step(
+        hook.call_sid or "",
+        hook.step or "",
+        hook.language,
+        hook.intent,
+        hook.emergency_line,
+        hook.enters_queue,
+        at,
+    )
+
+
+def _apply(
+    session: Session, hook: StoredWebhook, at: datetime | None, context: StoreContext
+) -> None:
+    """What a new delivery changes on its call (and the emergency lane's work order)."""
     if not hook.call_sid:
-        return True
+        return
     if hook.is_new_call:
         calls.register_call(
             session=session,
@@ -74,17 +143,10 @@ def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContex
             caller=parse_caller(hook.params.get("From"), context.default_region),
             to_number=parse_caller(hook.params.get("To"), context.default_region).number,
             status=CallStatus.RINGING,
+            at=at,
         )
     if hook.step:
-        calls.note_front_door(
-            session=session,
-            call_sid=hook.call_sid,
-            step=hook.step,
-            language=hook.language,
-            intent=hook.intent,
-            emergency_line=hook.emergency_line,
-            enters_queue=hook.enters_queue,
-        )
+        calls.note_front_door_steps(session=session, steps=[_step(hook, at)])
     if hook.emergency_line:
         work_orders.open_emergency_work_order(
             session=session,
@@ -95,15 +157,14 @@ def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContex
             line_number=context.emergency_numbers[hook.emergency_line],
             zone=context.zone,
         )
-    at = datetime.fromisoformat(hook.status_at) if hook.status_at else None
-    if hook.status and at:
+    status_at = datetime.fromisoformat(hook.status_at) if hook.status_at else None
+    if hook.status and status_at:
         calls.record_call_status(
             session=session,
             call_sid=hook.call_sid,
             status=CallStatus(hook.status),
-            at=at,
+            at=status_at,
             duration_seconds=hook.duration_seconds,
         )
-    if hook.leaves_queue and at:
-        calls.leave_queue(session=session, call_sid=hook.call_sid, at=at)
-    return True
+    if hook.leaves_queue and status_at:
+        calls.leave_queue(session=session, call_sid=hook.call_sid, at=status_at)

@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             zone=settings.zone,
             hold_music_url=settings.hold_music_url,
             recordings_dir=settings.recordings_dir,
-            spool_dir=settings.spool_dir,
+            journal_dir=settings.journal_dir,
+            drain_in_background=settings.journal_drain == "background",
             skip_signature_check=settings.skip_signature_check,
         ),
     )

@@ -14,8 +14,8 @@ from flask.cli import FlaskGroup, with_appcontext
 from ivr.simulator import make_simulator, run_cli
 from webapp import create_app
 from webapp.demo import seed_demo_data
+from webapp.drainer import drain_all, run_drainer
 from webapp.settings import Settings, SettingsError
-from webapp.spool_replay import replay_spool
 from webapp.staff.cli import staff_group
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,11 +111,22 @@ def call_command(
     )
 
 
-@main.command("replay-spool")
+@main.command("drain")
+@click.option("--follow", is_flag=True, help="keep draining until stopped (the drainer)")
+@click.option("--parent-pid", type=int, help="with --follow: stop when this process is gone")
 @with_appcontext
-def replay_spool_command() -> None:
-    """Store the webhooks spooled while the database was down."""
-    stored, pending = replay_spool(current_app._get_current_object())  # type: ignore[attr-defined]
-    click.echo(f"stored {stored} spooled webhooks; {pending} still pending")
-    if pending:
-        sys.exit(1)
+def drain_command(follow: bool, parent_pid: int | None) -> None:
+    """Store the journaled webhooks (after a database outage, or without a drainer)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if follow:
+        run_drainer(app, parent_pid)
+        return
+    try:
+        stored, pending = drain_all(app)
+    except Exception as error:
+        raise click.ClickException(f"the database is not reachable: {error}") from error
+    click.echo(f"stored {stored} journaled webhooks; {pending} still pending")
+
+
+if __name__ == "__main__":  # python -m webapp.cli (how the gunicorn config starts the drainer)
+    main()

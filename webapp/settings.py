@@ -59,7 +59,8 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     hold_music_url: str = ""  # empty: the app's own 30 s clip (ivr/static/hold-music.mp3)
     recordings_dir: str = str(INSTANCE_DIR / "recordings")
-    spool_dir: str = str(INSTANCE_DIR / "spool")
+    journal_dir: str = str(INSTANCE_DIR / "journal")
+    journal_drain: str = "inline"  # or "background": a drainer stores the journal
     log_level: str = "INFO"
     wrap_up_seconds: int = 30
     staff_session_hours: int = 12
@@ -200,7 +201,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if env.get("HOLD_MUSIC_URL", "").strip()
         else "",
         recordings_dir=env.get("RECORDINGS_DIR", "").strip() or Settings.recordings_dir,
-        spool_dir=env.get("SPOOL_DIR", "").strip() or Settings.spool_dir,
+        journal_dir=env.get("JOURNAL_DIR", "").strip() or Settings.journal_dir,
+        journal_drain=_choice(env, "JOURNAL_DRAIN", "inline", ("inline", "background")),
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         wrap_up_seconds=wrap_up_seconds,
         staff_session_hours=session_hours,

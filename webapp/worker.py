@@ -14,8 +14,8 @@ from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from webapp import create_app
+from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
-from webapp.spool_replay import replay_spool
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def worker_app() -> Flask:
 
 
 @huey.periodic_task(crontab(minute="*"), retries=2, retry_delay=10)
-def replay_spooled_webhooks() -> tuple[int, int]:
-    """Store the webhooks that arrived while the database was down (every minute)."""
+def drain_webhook_journal() -> tuple[int, int]:
+    """Store journaled webhooks (every minute): after an outage, or with no drainer running."""
     app = worker_app()
     with app.app_context():
-        return replay_spool(app)
+        return drain_all(app)

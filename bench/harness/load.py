@@ -17,9 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tickets.journal import pending_lines
+
 from .databases import Databases, PostgresDatabases
 from .deliveries import INCOMING_PATH, MENU_KIND, MENU_PATH, Delivery, call_sids, post, twilio_form
-from .procstats import CLOCK_TICKS, children, cpu_ticks, machine_cpu_s, rss_mb, server_cpu_s
+from .procstats import (
+    CLOCK_TICKS,
+    children,
+    cpu_ticks,
+    is_drainer,
+    machine_cpu_s,
+    rss_mb,
+    server_cpu_s,
+)
 from .tools import BENCH_DIR, ROOT, HarnessError, Tools, clean_env
 
 WRK_SCRIPT = BENCH_DIR / "wrk_token.lua"
@@ -63,7 +73,8 @@ class Result:
     status_2xx: int
     status_other: int
     socket_errors: int
-    cpu_ms_per_request: float
+    cpu_ms_per_request: float  # gunicorn's master and workers, and the journal drainer
+    drainer_cpu_ms_per_request: float | None  # the journal drainer's share of it
     db_cpu_ms_per_request: float | None
     wrk_cpu_s: float
     server_cpu_s: float
@@ -75,7 +86,7 @@ class Result:
     first_response_s: float
     response_bytes: int
     events_stored: int | None
-    events_spooled: int  # webhooks the database refused, kept in the spool file
+    events_unstored: int  # journaled webhooks still not stored after the server stopped
     errors_logged: int
     wrk: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -112,10 +123,12 @@ class Server:
         ]
         if options.access_log:
             command += ["--access-logfile", "-"]
+        if target.kind == "hotline":  # as the Procfile runs it: with the journal drainer
+            command += ["--config", "python:webapp.gunicorn_conf"]
         command.append(target.app)
         env = clean_env(
             PUBLIC_BASE_URL=self.base_url,
-            SPOOL_DIR=str(log.with_suffix(".spool")),  # webhooks the database refused
+            JOURNAL_DIR=str(log.with_suffix(".journal")),
             HUEY_SQLITE_PATH=str(log.with_suffix(".huey.db")),
         )
         if database_url:
@@ -133,7 +146,8 @@ class Server:
         )
 
     def workers(self) -> list[int]:
-        return children(self.process.pid)
+        """gunicorn's workers (not the hotline's journal drainer)."""
+        return [pid for pid in children(self.process.pid) if not is_drainer(pid)]
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -239,11 +253,14 @@ def measure(
             return {pid: cpu_ticks(pid) for pid in databases.backend_pids(database_url)}
 
         db_before = db_ticks()
+        drainers = [pid for pid in children(server.process.pid) if is_drainer(pid)]
+        drainer_before = sum(cpu_ticks(pid) for pid in drainers)
         cpu_before = server_cpu_s(server.process.pid)
         machine_before = machine_cpu_s()
         wrk, wrk_cpu = run_wrk(tools, server.base_url + MENU_PATH, options, requests_file, run)
         machine_after = machine_cpu_s()
         cpu_after = server_cpu_s(server.process.pid)
+        drainer_cpu = (sum(cpu_ticks(pid) for pid in drainers) - drainer_before) / CLOCK_TICKS
         db_after = db_ticks()  # a backend that connected during the load counts from 0
         db_cpu = sum(ticks - db_before.get(pid, 0) for pid, ticks in db_after.items())
         db_cpu /= CLOCK_TICKS
@@ -255,8 +272,9 @@ def measure(
     if databases and database_url and target.kind != "bare":
         events = databases.count(database_url, MENU_KIND) - 1  # less the pre-flight
     errors_logged = log.read_text(errors="replace").count("Traceback")
-    spool = log.with_suffix(".spool") / "webhooks.jsonl"
-    spooled = sum(1 for line in spool.open() if line.strip()) if spool.exists() else 0
+    # After the stop, the drainer has stored the journal: what is left was never stored.
+    journal = log.with_suffix(".journal")
+    unstored = pending_lines(journal) if journal.exists() else 0
     seconds = wrk["duration_us"] / 1e6
     requests = max(int(wrk["requests"]), 1)
     server_cpu = cpu_after - cpu_before
@@ -276,6 +294,7 @@ def measure(
         status_other=int(wrk["status_other"]),
         socket_errors=sum(int(errors[key]) for key in ("connect", "read", "write", "timeout")),
         cpu_ms_per_request=server_cpu * 1000 / requests,
+        drainer_cpu_ms_per_request=drainer_cpu * 1000 / requests if drainers else None,
         db_cpu_ms_per_request=db_cpu * 1000 / requests if postgres else None,
         wrk_cpu_s=wrk_cpu,
         server_cpu_s=server_cpu,
@@ -287,7 +306,7 @@ def measure(
         first_response_s=first_s,
         response_bytes=len(body.encode()),
         events_stored=events,
-        events_spooled=spooled,
+        events_unstored=unstored,
         errors_logged=errors_logged,
         wrk=wrk,
     )

@@ -40,8 +40,19 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def is_drainer(pid: int) -> bool:
+    """The journal drainer the hotline's gunicorn config starts beside the workers."""
+    try:
+        return b"drain" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def server_cpu_s(master: int) -> float:
-    """CPU seconds of the gunicorn master, its live workers and the workers it reaped."""
+    """CPU seconds of the gunicorn master, its live workers and the workers it reaped.
+
+    The hotline's journal drainer is a child of the master too, so it is counted.
+    """
     ticks = cpu_ticks(master, with_children=True)
     ticks += sum(cpu_ticks(worker) for worker in children(master))
     return ticks / CLOCK_TICKS

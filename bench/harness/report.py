@@ -23,8 +23,8 @@ def progress_line(r: Result) -> str:
     )
     if r.events_stored is not None:
         line += f", {r.events_stored:,} events stored"
-    if r.events_spooled:
-        line += f", {r.events_spooled:,} spooled"
+    if r.events_unstored:
+        line += f", {r.events_unstored:,} NOT STORED"
     return line
 
 
@@ -64,6 +64,7 @@ def print_table(summaries: list[Summary], bare_rps: float) -> None:
         "p50 ms",
         "p99 ms",
         "cpu ms/req",
+        "drainer",
         "db cpu ms/req",
         "worker RSS MB",
         "first resp s",
@@ -77,9 +78,9 @@ def print_table(summaries: list[Summary], bare_rps: float) -> None:
         ok_2xx = sum(r.status_2xx for r in s.results)
         relation = ">=" if s.stored_ok else "<"
         events = "-" if s.stored_ok is None else f"{stored:,} {relation} 2xx"
-        spooled = sum(r.events_spooled for r in s.results)
-        if spooled:
-            events += f" (+{spooled:,} spooled)"
+        unstored = sum(r.events_unstored for r in s.results)
+        if unstored:
+            events += f" ({unstored:,} NOT STORED)"
         rows.append(
             (
                 s.target.label,
@@ -88,6 +89,7 @@ def print_table(summaries: list[Summary], bare_rps: float) -> None:
                 _fmt(s.median(lambda r: r.p50_ms), ".1f"),
                 _fmt(s.median(lambda r: r.p99_ms), ".1f"),
                 _fmt(s.median(lambda r: r.cpu_ms_per_request), ".2f"),
+                _fmt(s.median(lambda r: r.drainer_cpu_ms_per_request), ".2f"),
                 _fmt(s.median(lambda r: r.db_cpu_ms_per_request), ".2f"),
                 _fmt(s.median(lambda r: r.worker_rss_mb), ".1f"),
                 _fmt(s.median(lambda r: r.first_response_s), ".2f"),
