@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,11 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
+from callflows.conference import ConferenceFlow, ConferencePolicy
 from callflows.front_door import FrontDoor
 from ivr.gateway import CallGateway
 from ivr.twiml import HOLD_MUSIC_PATH, PromptAudio, TwimlRenderer
+from routing.assignment import RoutingPolicy
 from tickets.journal import Journal
 from tickets.webhooks import StoreContext
 
@@ -37,6 +40,12 @@ class VoiceConfig:
     emergency_dial_attempts: int = 3
     journal_dir: str = "instance/journal"
     drain_in_background: bool = False  # a drainer stores the journal (JOURNAL_DRAIN)
+    ring_timeout_seconds: int = 20  # a call-taker's phone rings this long (RING_TIMEOUT_SECONDS)
+    language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
+    wrap_up_seconds: int = 30
+    # Ends a call-taker's wrap-up at the given time and dispatches (the worker's Huey task);
+    # None: the worker's minute sweep does it (tests, development without a worker).
+    schedule_wrap_up_end: Callable[[int, datetime], None] | None = None
 
     def url(self, path: str) -> str:
         """The absolute URL Twilio must call for ``path`` (and signs)."""
@@ -47,6 +56,18 @@ class VoiceConfig:
         audio = PromptAudio(self.recordings_dir, self.public_base_url)
         hold_music = self.hold_music_url or self.url(HOLD_MUSIC_PATH)
         return TwimlRenderer(self.public_base_url, hold_music, audio)
+
+    @property
+    def hold_music(self) -> str:
+        return self.hold_music_url or self.url(HOLD_MUSIC_PATH)
+
+    @cached_property
+    def conference_flow(self) -> ConferenceFlow:
+        return ConferenceFlow(ConferencePolicy(taker_ring_seconds=self.ring_timeout_seconds))
+
+    @cached_property
+    def routing_policy(self) -> RoutingPolicy:
+        return RoutingPolicy(language_wait=timedelta(seconds=self.language_wait_seconds))
 
     @cached_property
     def validator(self) -> RequestValidator:

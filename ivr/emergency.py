@@ -15,12 +15,15 @@ from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
+from callflows.conference_messages import FailReason, LogEntry, Outcome, ParticipantFailed
+from callflows.conference_roster import Phase
 from callflows.front_door import FlowState
 from callflows.steps import Language
+from ivr import conference_edge, dispatch
 from ivr.config import VoiceConfig, voice_config
 from ivr.events import CallStatusEvent
 from ivr.gateway import GatewayError
-from tickets import calls, work_orders
+from tickets import calls, conferences, work_orders
 from tickets.db import utcnow
 from tickets.events import record_event
 from tickets.models import CallDirection, CallStatus
@@ -38,9 +41,39 @@ def dial_line(state: FlowState, line: str, *, recorded: bool) -> None:
     line is rung all the same, and the leg is known from its status callbacks.
     """
     if recorded:
-        _dial(voice_config(), state, line, attempt=1)
+        config = voice_config()
+        _dial(config, state, line, attempt=1)
+        _bring_in_a_call_taker(config, state, line)
     else:
         dial_without_records(state, line)
+
+
+def _bring_in_a_call_taker(config: VoiceConfig, state: FlowState, line: str) -> None:
+    """The three-way of PRODUCT.md: the first free call-taker joins the caller and the
+    line; nobody free: the line alone (an emergency caller never waits)."""
+    call_sid = state.call_sid
+    flow = config.conference_flow
+    address = config.emergency_numbers[line]
+    opened = LogEntry("emergency-lane", "front-door", f"ringing the {line} line")
+    try:
+        # The room starts with the line dialling: this module dials it (with its retries).
+        conference_edge.drive(
+            config,
+            call_sid,
+            lambda room: Outcome(room, (opened,)),
+            initial=lambda: flow.start_emergency(call_sid, line, address).state,
+        )
+        if dispatch.ring_first_free_taker(config, call_sid, state.language.value) is None:
+            conference_edge.note(
+                config, call_sid, "emergency-no-taker", "routing", "no call-taker free"
+            )
+    except Exception:
+        log.exception("could not bring a call-taker into the emergency call %s", call_sid)
+
+
+def leg_label(line: str) -> str:
+    """The line's participant label, as the conference machine names it."""
+    return f"emergency-{line}"
 
 
 def retry_if_not_dialed(session: Session, state: FlowState, line: str) -> Callable[[], None] | None:
@@ -106,10 +139,11 @@ def _leg_arguments(config: VoiceConfig, state: FlowState, line: str, attempt: in
         "to_number": config.emergency_numbers[line],
         "from_number": config.hotline_number,
         "room": parent,
-        "label": LEG_LABEL,
+        "label": leg_label(line),
         "status_callback_url": config.url(f"/voice/status?{query}"),
         "start_conference_on_enter": True,
-        "end_conference_on_exit": True,
+        # The line hanging up must not drop the caller (callflows.conference decides).
+        "end_conference_on_exit": False,
     }
 
 
@@ -152,7 +186,11 @@ def _dial(config: VoiceConfig, state: FlowState, line: str, attempt: int) -> Non
 
 
 def _give_up(config: VoiceConfig, state: FlowState, line: str) -> None:
-    """Tell the caller to dial the short number and bring in a call-taker."""
+    """Tell the caller to dial the short number and bring in a call-taker (unless one is
+    with them already: then they stay together)."""
+    if _taker_stays_with_caller(config, state.call_sid, line):
+        _note(config, state.call_sid, "emergency-unreachable", {"line": line})
+        return
     query = urlencode({"lang": state.language.value, "line": line})
     try:
         config.gateway.redirect_call(
@@ -161,6 +199,19 @@ def _give_up(config: VoiceConfig, state: FlowState, line: str) -> None:
     except GatewayError as error:
         log.error("could not redirect %s after the %s line failed: %s", state.call_sid, line, error)
     _note(config, state.call_sid, "emergency-unreachable", {"line": line})
+
+
+def _taker_stays_with_caller(config: VoiceConfig, call_sid: str, line: str) -> bool:
+    """Tell the room the line failed for good; True when a call-taker is with the caller."""
+    try:
+        failed = ParticipantFailed(leg_label(line), reason=FailReason.FAILED, detail="gave up")
+        conference_edge.handle_event_with(config, call_sid, failed)
+        with config.sessions() as session:
+            room = conferences.find_room(session=session, call_sid=call_sid)
+            return room is not None and room.phase == Phase.TALKING.value
+    except Exception:
+        log.exception("could not tell the room of %s that the line failed", call_sid)
+        return False
 
 
 def _note(config: VoiceConfig, call_sid: str, kind: str, params: dict) -> None:

@@ -7,6 +7,10 @@ database; otherwise, and for a webhook whose follow-up needs the stored state (t
 emergency lane), it first drains what is journaled (earlier webhooks first) and stores
 this one in the same request. A database that is down only delays storing: the webhook
 stays in the journal and the caller is answered all the same.
+
+After queue entries are stored (in the request, or by a drain's batch), routing decides
+who rings whom (``ivr.dispatch``): the caller's own webhook never waits for that decision
+when a drainer runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from flask import request
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ivr.config import VoiceConfig, voice_config
+from ivr.dispatch import dispatch_waiting_calls
 from ivr.events import IDEMPOTENCY_HEADER, dedupe_key, form_snapshot
 from tickets.journal import DrainResult
 from tickets.webhooks import StoredWebhook, store_webhook, store_webhooks
@@ -58,7 +63,7 @@ def persist(hook: StoredWebhook, *, now: bool = False) -> bool | None:
         if config.journal.has_pending():
             drain_journal(config)
         with config.sessions.begin() as session:
-            return store_webhook(session=session, hook=hook, context=config.store_context)
+            stored = store_webhook(session=session, hook=hook, context=config.store_context)
     except DBAPIError as error:
         # Only an unreachable database is journaled for later; bad data is a bug and goes
         # to the route's safety net (apology TwiML, logged).
@@ -67,6 +72,18 @@ def persist(hook: StoredWebhook, *, now: bool = False) -> bool | None:
         log.error("database unavailable; journaling the %s webhook of %s", hook.kind, hook.call_sid)
         _journal(config, hook)
         return None
+    if stored and hook.enters_queue:
+        after_queue_entries(config)
+    return stored
+
+
+def after_queue_entries(config: VoiceConfig) -> None:
+    """Queue entries were stored: one routing decision (never fails the caller's webhook
+    or the drain; the worker's sweep decides again within a minute)."""
+    try:
+        dispatch_waiting_calls(config=config)
+    except Exception:
+        log.exception("dispatch after queue entries failed")
 
 
 def _journal(config: VoiceConfig, hook: StoredWebhook) -> None:
@@ -82,6 +99,8 @@ def drain_journal(config: VoiceConfig, *, wait: bool = True) -> DrainResult | No
     Raises the database's error when it is unreachable; the lines stay journaled.
     """
 
+    queued: list[bool] = []
+
     def store(documents: list[dict[str, Any]]) -> None:
         with config.sessions.begin() as session:
             store_webhooks(
@@ -89,8 +108,13 @@ def drain_journal(config: VoiceConfig, *, wait: bool = True) -> DrainResult | No
                 hooks=[StoredWebhook.from_json(document) for document in documents],
                 context=config.store_context,
             )
+        if any(document.get("enters_queue") for document in documents):
+            queued.append(True)
 
-    return config.journal.drain(store, is_transient=is_transient, wait=wait)
+    result = config.journal.drain(store, is_transient=is_transient, wait=wait)
+    if queued:  # after the batch's commit, one decision per batch
+        after_queue_entries(config)
+    return result
 
 
 def is_transient(error: Exception) -> bool:

@@ -40,7 +40,9 @@ VOICES = {  # Twilio TTS voice and language per caller language (Tibetan: record
     Language.ENGLISH: ("Polly.Joanna", "en-US"),
 }
 SPEECH_LANGUAGES = {Language.MANDARIN: "cmn-Hans-CN", Language.ENGLISH: "en-US"}
-CONFERENCE_EVENTS = "start end join leave"
+# The citizen joins first and Twilio keeps the first participant's events for the whole
+# room; "hold" brings participant-hold and participant-unhold (see ivr.gateway_conference).
+CONFERENCE_EVENTS = "start end join leave hold"
 HOLD_MUSIC_PATH = "/voice/audio/hold-music.mp3"  # served by ivr.audio
 ROOM_PLACEHOLDER = "room-of-this-call"
 CACHE_SIZE = 2048

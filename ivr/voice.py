@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session
 from callflows.front_door import (
     CallerInput,
     FlowState,
+    Intent,
     ProgressInfo,
     emergency_wait,
     queue_wait,
 )
 from callflows.steps import Stage, WaitRoom
 from ivr import emergency
+from ivr.conference_callbacks import conference_event, participant_event
+from ivr.conference_edge import handle_event
 from ivr.config import voice_config
 from ivr.events import CallStatusEvent, ConferenceEvent
 from ivr.persist import persist, webhook_from_request
@@ -175,6 +178,7 @@ def status() -> Response:
 @bp.route("/conference-status", methods=METHODS)
 @safe_voice_route(fallback=lambda: twiml_response(()))
 def conference_status() -> Response:
+    """Roster changes of a citizen's room: stored once, then applied to its conference."""
     event = ConferenceEvent.parse(request.values)
     hook = webhook_from_request(
         "conference",
@@ -184,10 +188,53 @@ def conference_status() -> Response:
         event.sequence_number,
         sequence_number=event.sequence_number,
         status_at=event.at.isoformat(),
-        leaves_queue=event.event == "participant-leave" and event.call_sid == event.room,
     )
-    persist(hook)
+    change = conference_event(event)
+    # Stored in the request: the state of the call follows from it (never the hot path).
+    if persist(hook, now=True) and change is not None and event.room:
+        handle_event(event.room, change)
     return twiml_response(())
+
+
+@bp.route("/participant-status", methods=METHODS)
+@safe_voice_route(fallback=lambda: twiml_response(()))
+def participant_status() -> Response:
+    """Call progress of a leg we added to a room (``room`` and ``label`` are ours, signed)."""
+    room = request.args.get("room", "")[:34]
+    label = request.args.get("label", "")[:64]
+    leg = request.values.get("CallSid", "")[:34]
+    status_value = request.values.get("CallStatus", "")[:20].strip().lower()
+    hook = webhook_from_request(
+        "participant",
+        leg,
+        "participant",
+        status_value,
+        sequence_number=_sequence_number(),
+        extra={"room": room, "label": label},
+    )
+    change = participant_event(label, leg, status_value)
+    if persist(hook, now=True) and change is not None and room:
+        handle_event(room, change)
+    return twiml_response(())
+
+
+@bp.route("/requeue", methods=METHODS)
+@safe_voice_route
+def requeue() -> Response:
+    """A caller left alone in a started room comes back to the queue (a new room)."""
+    config = voice_config()
+    state = _flow_state()
+    turn = config.front_door.queue(state, Intent.OPERATOR, "requeue")
+    hook = webhook_from_request(
+        "requeue", step="requeue", enters_queue=True, extra={"lang": state.language.value}
+    )
+    persist(hook, now=True)
+    return twiml_response(turn.steps)
+
+
+def _sequence_number() -> int | None:
+    value = request.values.get("SequenceNumber", "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
 
 
 @bp.route("/fallback", methods=METHODS)

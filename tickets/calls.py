@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import String, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from routing.queue_order import FailedRing, WaitingCaller, position_in_queue
+from tickets.conferences import WAITING
 from tickets.db import utcnow
-from tickets.models import Call, CallDirection, CallEvent, CallStatus
+from tickets.models import (
+    Call,
+    CallDirection,
+    CallEvent,
+    CallStatus,
+    CallTaker,
+    CallTakerState,
+    ConferenceRoom,
+)
 from tickets.phones import Caller
 
 MAX_PATH = 500
@@ -153,21 +163,76 @@ def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
     call.queue_wait_seconds = int((call.queue_left_at - call.queued_at).total_seconds())
 
 
-def queue_position(*, session: Session, call_sid: str) -> int | None:
-    """1 for the caller at the head of the queue; None when not waiting."""
-    call = find_call(session=session, call_sid=call_sid)
-    if call is None or call.queued_at is None or call.queue_left_at is not None:
-        return None
-    ahead = session.scalar(
-        select(func.count())
-        .select_from(Call)
+def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
+    """The callers waiting for a call-taker: in the queue, not ended, and nobody rung or
+    connected for them (their room, if any, is in the waiting phase)."""
+    busy_taker = (
+        select(CallTaker.staff_id)
+        .where(
+            CallTaker.call_sid == Call.call_sid,
+            CallTaker.state.in_((CallTakerState.RINGING, CallTakerState.ON_CALL)),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(
+            Call.call_sid,
+            Call.language,
+            Call.intent,
+            Call.queued_at,
+            Call.emergency_line,
+            ConferenceRoom.failed_rings,
+        )
+        .outerjoin(ConferenceRoom, ConferenceRoom.call_sid == Call.call_sid)
         .where(
             Call.queued_at.is_not(None),
             Call.queue_left_at.is_(None),
-            Call.queued_at < call.queued_at,
+            Call.ended_at.is_(None),
+            or_(ConferenceRoom.id.is_(None), ConferenceRoom.phase == WAITING),
+            ~busy_taker,
         )
     )
-    return int(ahead or 0) + 1
+    return [
+        WaitingCaller(
+            call_sid=sid,
+            language=language or "zh",
+            intent=intent,
+            queued_at=queued_at,
+            is_emergency=bool(line),
+            failed_rings=tuple(
+                FailedRing(int(ring["staff_id"]), datetime.fromisoformat(ring["at"]))
+                for ring in failed or ()
+            ),
+        )
+        for sid, language, intent, queued_at, line, failed in rows
+    ]
+
+
+def queue_position(*, session: Session, call_sid: str) -> int | None:
+    """1 for the caller at the head of the queue; None when not waiting.
+
+    The same order routing serves callers in (``routing.queue_order``): emergency first,
+    then arrival.
+    """
+    return position_in_queue(list_waiting_callers(session=session), call_sid)
+
+
+def return_to_queue(*, session: Session, call_sid: str, at: datetime) -> None:
+    """The caller is back in the queue (nobody left on their call): they keep their place."""
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or call.ended_at is not None:
+        return
+    call.queued_at = call.queued_at or at
+    call.queue_left_at = None
+
+
+def mark_abandoned(*, session: Session, call_sid: str, at: datetime) -> None:
+    """The caller hung up before a call-taker answered: on the abandoned-call list."""
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or call.queued_at is None or call.queue_left_at is not None:
+        return  # never queued (the emergency lane), or a call-taker answered
+    call.abandoned_at = at
+    leave_queue(session=session, call_sid=call_sid, at=at)
 
 
 def find_call(*, session: Session, call_sid: str) -> Call | None:

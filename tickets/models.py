@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tickets.db import Base, JSONDocument, call_sid, e164, str_enum, utc_time, utcnow
@@ -84,6 +84,8 @@ class Call(Base):
     queue_left_at: Mapped[utc_time | None]
     queue_wait_seconds: Mapped[int | None] = mapped_column(Integer)
     emergency_line: Mapped[str | None] = mapped_column(String(16))
+    # The caller hung up while waiting for a call-taker: on the abandoned-call list.
+    abandoned_at: Mapped[utc_time | None]
 
     events: Mapped[list[CallEvent]] = relationship(
         primaryjoin="Call.call_sid == foreign(CallEvent.call_sid)",
@@ -124,6 +126,7 @@ class WorkOrderKind(StrEnum):
     CONSULTATION = "consultation"
     COMPLAINT = "complaint"
     HELP = "help"
+    SUGGESTION = "suggestion"
     EMERGENCY = "emergency"
 
 
@@ -151,6 +154,12 @@ class WorkOrder(Base):
     caller_number: Mapped[e164 | None] = mapped_column(index=True)
     language: Mapped[str | None] = mapped_column(String(8))
     summary: Mapped[str] = mapped_column(Text, default="")
+    # What the call-taker recorded from the console: the caller's own words, where, and
+    # whether the order is confidential (保密: the number and name hidden from departments).
+    caller_words: Mapped[str] = mapped_column(Text, default="", server_default="")
+    district: Mapped[str | None] = mapped_column(String(100))  # county or district
+    street: Mapped[str | None] = mapped_column(String(100))  # street or township
+    is_confidential: Mapped[bool] = mapped_column(default=False, server_default=false())
     handling_department: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[utc_time | None]
     emergency_line: Mapped[str | None] = mapped_column(String(16))
@@ -322,3 +331,29 @@ class StaffAccountChange(Base):
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[AccountAction] = mapped_column(str_enum(AccountAction))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# -- conferences ---------------------------------------------------------------------------
+
+
+class ConferenceRoom(Base):
+    """One citizen call's conference: the state machine's state (``callflows.conference``),
+    keyed by the citizen's CallSid, which is also the room's name.
+
+    ``version`` is for optimistic concurrency: a save is ``UPDATE ... WHERE version =
+    :seen``, and a writer that lost the race reloads and applies its change again.
+    ``phase`` copies the state's phase so that the queue can be read without the JSON;
+    ``failed_rings`` are the call-takers who let this call ring out (routing skips them).
+    """
+
+    __tablename__ = "conference_rooms"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_sid: Mapped[call_sid] = mapped_column(unique=True)
+    conference_sid: Mapped[str | None] = mapped_column(String(34))
+    phase: Mapped[str] = mapped_column(String(16), index=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    failed_rings: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)

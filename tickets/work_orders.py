@@ -133,3 +133,91 @@ def find_progress_for_caller(
     if order is None:
         return None
     return OrderProgress(order.number, order.state.value, order.handling_department, order.due_at)
+
+
+# -- orders recorded by a call-taker from the console ----------------------------------------
+
+CONSOLE_KINDS = (
+    WorkOrderKind.CONSULTATION,
+    WorkOrderKind.COMPLAINT,
+    WorkOrderKind.HELP,
+    WorkOrderKind.SUGGESTION,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What a call-taker writes down about a call (the dispatch part comes later)."""
+
+    kind: WorkOrderKind
+    summary: str
+    caller_words: str = ""
+    district: str = ""
+    street: str = ""
+    is_confidential: bool = False
+
+
+def open_call_work_order(
+    record: CallRecord,
+    *,
+    session: Session,
+    call_sid: str,
+    caller_number: str | None,
+    language: str | None,
+    actor: str,
+    actor_role: str,
+    zone: tzinfo,
+) -> WorkOrder:
+    """A received order for a call, numbered like every order, with its first history row
+    (who, in which role, when). ``ValueError`` for a kind the console does not record or
+    an empty summary."""
+    if record.kind not in CONSOLE_KINDS:
+        raise ValueError(f"a call-taker does not record {record.kind.value!r} orders")
+    summary = record.summary.strip()
+    if not summary:
+        raise ValueError("a summary is required")
+    now = utcnow()
+    order = WorkOrder(
+        number=f"pending-{call_sid}"[:24],
+        kind=record.kind,
+        state=WorkOrderState.RECEIVED,
+        is_urgent=False,
+        call_sid=call_sid,
+        caller_number=caller_number,
+        language=language,
+        summary=summary,
+        caller_words=record.caller_words.strip(),
+        district=record.district.strip() or None,
+        street=record.street.strip() or None,
+        is_confidential=record.is_confidential,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(order)
+    session.flush()
+    order.number = _number_for(order.id, now, zone)
+    order.history.append(
+        WorkOrderHistory(
+            actor=actor,
+            from_state=None,
+            to_state=WorkOrderState.RECEIVED,
+            reason=f"recorded from the console by {actor} as {actor_role}",
+            at=now,
+        )
+    )
+    session.flush()
+    return order
+
+
+def list_orders_for_caller(
+    *, session: Session, caller_number: str, limit: int = 10
+) -> list[WorkOrder]:
+    """The orders a number opened, newest first (the console's screen pop)."""
+    return list(
+        session.scalars(
+            select(WorkOrder)
+            .where(WorkOrder.caller_number == caller_number)
+            .order_by(WorkOrder.created_at.desc(), WorkOrder.id.desc())
+            .limit(limit)
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import Flask, Response, jsonify
 from sqlalchemy import text
@@ -32,6 +33,14 @@ def build_gateway(settings: Settings) -> CallGateway:
             timeout_seconds=settings.twilio_timeout_seconds,
         )
     return ConsoleGateway()
+
+
+def schedule_wrap_up_end(staff_id: int, at: datetime) -> None:
+    """Hand the end of a call-taker's wrap-up to the worker, at its time (tests go without:
+    they end wrap-ups by calling the job or the sweep)."""
+    from webapp.worker import end_wrap_up  # the worker module builds an app: import late
+
+    end_wrap_up.schedule((staff_id,), eta=at)
 
 
 def create_app(settings: Settings | None = None, *, gateway: CallGateway | None = None) -> Flask:
@@ -70,6 +79,10 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             journal_dir=settings.journal_dir,
             drain_in_background=settings.journal_drain == "background",
             skip_signature_check=settings.skip_signature_check,
+            ring_timeout_seconds=settings.ring_timeout_seconds,
+            language_wait_seconds=settings.language_wait_seconds,
+            wrap_up_seconds=settings.wrap_up_seconds,
+            schedule_wrap_up_end=None if settings.environment == "test" else schedule_wrap_up_end,
         ),
     )
     # Every blueprint so far is Twilio's door: signed webhooks that carry no CSRF token.

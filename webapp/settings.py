@@ -64,6 +64,8 @@ class Settings:
     log_level: str = "INFO"
     wrap_up_seconds: int = 30
     staff_session_hours: int = 12
+    ring_timeout_seconds: int = 20  # a call-taker's ring, then the next call-taker
+    language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
 
     @property
     def is_production(self) -> bool:
@@ -170,6 +172,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("TWILIO_TIMEOUT_SECONDS must be between 0 and 60")
     wrap_up_seconds = _whole_number(env, "WRAP_UP_SECONDS", Settings.wrap_up_seconds, 0, 3600)
     session_hours = _whole_number(env, "STAFF_SESSION_HOURS", Settings.staff_session_hours, 1, 168)
+    ring_timeout = _whole_number(env, "RING_TIMEOUT_SECONDS", Settings.ring_timeout_seconds, 5, 120)
+    language_wait = _whole_number(
+        env, "LANGUAGE_WAIT_SECONDS", Settings.language_wait_seconds, 0, 3600
+    )
 
     return Settings(
         environment=environment,
@@ -206,4 +212,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_choice(env, "LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
         wrap_up_seconds=wrap_up_seconds,
         staff_session_hours=session_hours,
+        ring_timeout_seconds=ring_timeout,
+        language_wait_seconds=language_wait,
     )

@@ -13,6 +13,10 @@ from pathlib import Path
 from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
+from ivr.config import voice_config
+from ivr.dispatch import dispatch_waiting_calls, sweep
+from tickets.models import CallTaker
+from tickets.staff import end_wrap_up_if_over
 from webapp import create_app
 from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
@@ -47,3 +51,26 @@ def drain_webhook_journal() -> tuple[int, int]:
     app = worker_app()
     with app.app_context():
         return drain_all(app)
+
+
+@huey.task(retries=2, retry_delay=5)
+def end_wrap_up(staff_id: int) -> int:
+    """A call-taker's wrap-up time is up (scheduled at ``wrap_up_until``): they become
+    available and the queue is dispatched at once. How many calls were rung."""
+    app = worker_app()
+    with app.app_context():
+        config = voice_config()
+        with config.sessions.begin() as session:
+            profile = session.get(CallTaker, staff_id, with_for_update=True)
+            if profile is not None:
+                end_wrap_up_if_over(profile, session=session)
+        return len(dispatch_waiting_calls(config=config))
+
+
+@huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=10)
+def sweep_call_takers() -> int:
+    """The safety net: wrap-ups that are over, rings whose last callback was lost, language
+    waits that ran out; then one routing decision. How many calls were rung."""
+    app = worker_app()
+    with app.app_context():
+        return len(sweep(voice_config()))

@@ -1,0 +1,179 @@
+"""Routing for real: who waits, who is free, and ringing the chosen call-taker.
+
+``dispatch_waiting_calls`` reads the waiting callers and the call-takers on duty, asks
+``routing.assign``, then rings each assignment. Ringing claims the call-taker and the caller
+in one transaction: the call-taker moves available → ringing only if they are still
+available (``tickets.conferences.claim_available`` takes the row's write lock first), and
+the caller's room takes ``RingTaker`` only if nobody else rang for them (the room's version);
+so two dispatchers running at once never ring one call-taker twice or one caller twice.
+The participant is created after that commit (``ivr.conference_edge``).
+
+When it runs: after queue entries are stored (``ivr.persist``), when a call-taker becomes
+available (the console calls ``dispatch_waiting_calls``; the end of a ring or a wrap-up
+here and in the worker), after a missed ring (the next call-taker, ``routing.rings``), and
+every minute in the worker's sweep (language waits that ran out, lost callbacks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from callflows.conference_messages import FailReason, ParticipantFailed, Refusal, RingTaker, Target
+from callflows.conference_roster import ConferenceState
+from ivr.conference_edge import ROUTING_ACTOR, drive, handle_event_with
+from ivr.config import VoiceConfig, voice_config
+from ivr.routing_view import routing_taker, target_of
+from routing.assignment import Assignment, Reason, assign, first_free_taker
+from tickets import calls, conferences, staff
+from tickets.db import utcnow
+from tickets.events import record_event
+from tickets.models import CallTakerState, Staff
+
+log = logging.getLogger(__name__)
+S = CallTakerState
+ON_DUTY = (S.AVAILABLE, S.RINGING, S.ON_CALL, S.WRAP_UP)
+LOST_CALLBACK_GRACE = timedelta(seconds=30)  # after the ring timeout
+
+
+def dispatch_waiting_calls(
+    *, config: VoiceConfig | None = None, now: datetime | None = None
+) -> list[Assignment]:
+    """One routing decision over the whole queue; the assignments that were rung.
+
+    Without ``config`` it needs an app context (the console calls it after a call-taker
+    goes available).
+    """
+    config = config or voice_config()
+    now = now or utcnow()
+    with config.sessions() as session:
+        profiles = staff.list_call_takers(states=ON_DUTY, session=session, now=now)
+        session.commit()  # wrap-ups that ended on the way
+        if not any(profile.state is S.AVAILABLE for profile in profiles):
+            return []  # nobody to ring: the queue need not be read
+        callers = calls.list_waiting_callers(session=session)
+        if not callers:
+            return []
+        takers = [routing_taker(profile) for profile in profiles]
+        decisions = assign(callers, takers, now, config.routing_policy)
+    return [assignment for assignment in decisions if ring(config, assignment)]
+
+
+def ring(config: VoiceConfig, assignment: Assignment, *, depth: int = 0) -> bool:
+    """Claim the call-taker and the caller, then ring. False when either was taken."""
+    target: list[Target] = []
+
+    def claim(session: Session) -> bool:
+        if not conferences.claim_available(session=session, staff_id=assignment.staff_id):
+            return False
+        person = session.get(Staff, assignment.staff_id)
+        found = target_of(person.call_taker) if person and person.call_taker else None
+        if person is None or found is None:
+            return False
+        staff.change_state(
+            person,
+            S.RINGING,
+            session=session,
+            actor=ROUTING_ACTOR,
+            reason="rung for a caller: " + ", ".join(assignment.reasons),
+            call_sid=assignment.call_sid,
+        )
+        _note_assignment(session, assignment)
+        target[:] = [found]
+        return True
+
+    def ring_taker(state: ConferenceState) -> object:
+        return config.conference_flow.command(state, RingTaker("routing", target[0]))
+
+    try:
+        return drive(
+            config,
+            assignment.call_sid,
+            ring_taker,  # type: ignore[arg-type]
+            prepare=claim,
+            depth=depth,
+        )
+    except Refusal as refusal:  # the caller was served or hung up meanwhile
+        log.info("not ringing %s for %s: %s", assignment.staff_id, assignment.call_sid, refusal)
+        return False
+
+
+def ring_first_free_taker(config: VoiceConfig, call_sid: str, language: str) -> Assignment | None:
+    """The emergency three-way: the longest-idle free call-taker (a speaker of the caller's
+    language preferred) joins the caller and the emergency line; None: nobody is free."""
+    tried: set[int] = set()
+    for _ in range(5):
+        with config.sessions() as session:
+            free = staff.list_available_call_takers(session=session)
+            session.commit()
+        chosen = first_free_taker(
+            [routing_taker(p) for p in free if p.staff_id not in tried], language
+        )
+        if chosen is None:
+            return None
+        reasons = (Reason.EMERGENCY,) + (
+            (Reason.LANGUAGE,) if language in chosen.languages else (Reason.LANGUAGE_FALLBACK,)
+        )
+        assignment = Assignment(call_sid, chosen.staff_id, reasons)
+        if ring(config, assignment):
+            return assignment
+        tried.add(chosen.staff_id)
+    return None
+
+
+def follow_up(
+    config: VoiceConfig, next_rings: Iterable[Assignment], *, freed: bool, depth: int = 0
+) -> None:
+    """After a change to a room: ring who ``routing.rings`` chose next; run the queue again
+    when a call-taker became free or a chosen one was taken meanwhile."""
+    again = freed
+    for assignment in next_rings:
+        again = not ring(config, assignment, depth=depth) or again
+    if again:
+        dispatch_waiting_calls(config=config)
+
+
+def sweep(config: VoiceConfig, *, now: datetime | None = None) -> list[Assignment]:
+    """The worker's safety net, every minute: wrap-ups that are over, rings whose final
+    callback never came (treated as no answer), then one routing decision."""
+    now = now or utcnow()
+    limit = now - timedelta(seconds=config.ring_timeout_seconds) - LOST_CALLBACK_GRACE
+    with config.sessions() as session:
+        staff.end_expired_wrap_ups(session=session, now=now)
+        stuck = conferences.rooms_ringing_since(session=session, before=limit)
+        rooms = {sid: conferences.find_room(session=session, call_sid=sid) for sid in stuck}
+        session.commit()
+    for call_sid, room in rooms.items():
+        state = ConferenceState.from_dict(room.state) if room else None
+        taker = state.find_party(state.taker) if state and state.taker else None
+        if taker is not None and taker.is_pending:
+            log.warning("no final callback for %s on %s: taken as no answer", taker.label, call_sid)
+            lost = ParticipantFailed(taker.label, reason=FailReason.NO_ANSWER, detail="lost")
+            handle_event_with(config, call_sid, lost)
+    return dispatch_waiting_calls(config=config, now=now)
+
+
+def _note_assignment(session: Session, assignment: Assignment) -> None:
+    """Every decision on the call's history; a language fallback is named as such."""
+    kind = "routing:language-fallback" if assignment.is_language_fallback else "routing:assigned"
+    record_event(
+        session=session,
+        kind=kind,
+        call_sid=assignment.call_sid,
+        params={
+            "who": "routing",
+            "staff_id": assignment.staff_id,
+            "reasons": [reason.value for reason in assignment.reasons],
+        },
+        dedupe_key=None,
+    )
+    if assignment.is_language_fallback:
+        log.info(
+            "language fallback: %s rung for %s (%s)",
+            assignment.staff_id,
+            assignment.call_sid,
+            ", ".join(assignment.reasons),
+        )

@@ -1,0 +1,24 @@
+"""Routing's trigger from the console: a call-taker who becomes free (goes available, or
+whose wrap-up ends) is offered the next waiting caller at once, not at the next sweep.
+
+Called after the commit that freed them. A failure here is logged and never undoes the
+state change: the worker's sweep offers the call a moment later anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_after_commit() -> None:
+    try:
+        from ivr.dispatch import dispatch_waiting_calls
+    except ImportError:  # pragma: no cover - until routing's dispatch is in
+        log.debug("no ivr.dispatch yet: waiting callers are not dispatched from the console")
+        return
+    try:
+        dispatch_waiting_calls()
+    except Exception:
+        log.exception("dispatching the waiting calls failed; the sweep will try again")
