@@ -28,6 +28,7 @@ import phonenumbers
 from twilio.request_validator import RequestValidator
 from werkzeug.urls import iri_to_uri
 
+from ivr.simulator_phones import RoomView, SimulatedPhones
 from ivr.simulator_transcript import (
     CALLER,
     CallState,
@@ -102,6 +103,7 @@ class CallSimulator:
         max_steps: int = 60,
         wait_loops: int = 2,
         read_input: Callable[[str], str] = input,
+        phones: SimulatedPhones | None = None,
     ) -> None:
         self.transport = transport
         self.public_base_url = public_base_url.rstrip("/")
@@ -111,6 +113,7 @@ class CallSimulator:
         self.max_steps = max_steps
         self.wait_loops = wait_loops
         self.read_input = read_input
+        self.phones = phones  # the outbound legs the app asks for, played as Twilio would
         self._validator = RequestValidator(auth_token)
 
     # -- the call -----------------------------------------------------------------------
@@ -257,10 +260,12 @@ class CallSimulator:
             return Flow.CONTINUE
         return self._goto(call, action, "dial-action", [("DialCallStatus", "completed")])
 
-    def _conference(self, call: CallState, dial: ET.Element, conference: ET.Element) -> Flow:
+    def _conference(self, call: CallState, dial: ET.Element, conference: ET.Element) -> Doc | Flow:
         room = ConferenceRoom(text_of(conference), _sid("CF"), conference)
         call.hear(f"☎ joins conference {room.name}", 1)
         self._conference_event(call, room, "join")
+        if self.phones is not None and not room.starts_on_enter:
+            return self._live_room(call, dial, room, self.phones)
         if room.starts_on_enter:  # alone in the room: it starts, so no hold music
             self._conference_event(call, room, "start")
             call.hear("(the conference starts; the caller is alone in it)")
@@ -277,6 +282,83 @@ class CallSimulator:
             self._notify(call, action, "dial-action", form)
         return call.end("conference")
 
+    def _live_room(
+        self, call: CallState, dial: ET.Element, room: ConferenceRoom, phones: SimulatedPhones
+    ) -> Doc | Flow:
+        """Wait in the room while the app rings people into it; talk once someone joins.
+
+        The caller leaves when the app redirects their call (Twilio takes it out of the
+        room), or hangs up after talking (``talk_seconds``) or after ``wait_loops`` rounds of
+        hold music with nobody joining.
+        """
+        view = RoomView(
+            name=room.name,
+            sid=room.sid,
+            status_callback=room.element.get("statusCallback", ""),
+            wanted_events=frozenset(
+                room.element.get("statusCallbackEvent", "join leave").replace(",", " ").split()
+            ),
+            caller_sid=call.transcript.call_sid,
+            caller_label=room.element.get("participantLabel", ""),
+            sequence=room.sequence,
+        )
+
+        def notify(url: str, kind: str, form: list[tuple[str, str]]) -> None:
+            self._notify(call, url, kind, form, counted=False)
+
+        redirects_seen = len(phones.gateway.redirected)
+        for _ in range(self.wait_loops + 1):
+            for line in phones.advance(view, notify):
+                call.hear(line, 1)
+            redirect = self._redirect_of(call, phones, redirects_seen)
+            if redirect is not None:
+                return self._leave_room_for(call, view, phones, notify, redirect)
+            if phones.someone_joined():
+                call.hear("👤 talks with the call-taker", phones.talk_seconds)
+                if phones.while_connected is not None:
+                    phones.while_connected(call.transcript.call_sid)
+                    for line in phones.advance(view, notify):
+                        call.hear(line, 1)
+                    redirect = self._redirect_of(call, phones, redirects_seen)
+                    if redirect is not None:
+                        return self._leave_room_for(call, view, phones, notify, redirect)
+                break
+            self._hold_music(call, room, loops=1)
+        call.hear(CALLER + "hangs up in the conference")
+        call.call_status = "completed"
+        if "leave" in view.wanted_events:
+            notify(view.status_callback, "conference-event", phones.caller_left(view))
+        for line in phones.end_room(view, notify):  # the caller's exit ends the room
+            call.hear(line)
+        action = dial.get("action")
+        if action:
+            self._notify(
+                call, action, "dial-action", call.params([("DialCallStatus", "completed")])
+            )
+        return call.end("conference")
+
+    def _redirect_of(self, call: CallState, phones: SimulatedPhones, seen: int) -> str | None:
+        for redirect in phones.gateway.redirected[seen:]:
+            if redirect.call_sid == call.transcript.call_sid:
+                return redirect.url
+        return None
+
+    def _leave_room_for(
+        self,
+        call: CallState,
+        view: RoomView,
+        phones: SimulatedPhones,
+        notify: Callable[[str, str, list[tuple[str, str]]], None],
+        url: str,
+    ) -> Doc | Flow:
+        """The app moved the caller's call to new TwiML: out of the room, on to ``url``."""
+        call.hear("☎ the hotline moves the call on", 1)
+        if "leave" in view.wanted_events:
+            notify(view.status_callback, "conference-event", phones.caller_left(view))
+        for line in phones.end_room(view, notify):
+            call.hear(line)
+        return self._goto(call, url, "redirect")
+
     def _conference_event(self, call: CallState, room: ConferenceRoom, event: str) -> None:
         if room.wants(event):
             form = room.event_form(
@@ -287,13 +369,13 @@ class CallSimulator:
             )
             self._notify(call, room.element.get("statusCallback", ""), "conference-event", form)
 
-    def _hold_music(self, call: CallState, room: ConferenceRoom) -> None:
+    def _hold_music(self, call: CallState, room: ConferenceRoom, loops: int | None = None) -> None:
         """Play the conference waitUrl ``wait_loops`` times (Say/Play/Pause, Redirect)."""
         url = room.element.get("waitUrl")
         if url is None:
             call.hear("♪ (Twilio's default hold music)")
             return
-        for _ in range(self.wait_loops if url else 0):
+        for _ in range(self.wait_loops if loops is None else loops):
             try:
                 doc = self._load(call, url, "wait", [("FriendlyName", room.name)])
             except TwimlError as error:

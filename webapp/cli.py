@@ -11,7 +11,10 @@ from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from ivr.config import EXTENSION_KEY
+from ivr.gateway import ConsoleGateway
 from ivr.simulator import make_simulator, run_cli
+from ivr.simulator_phones import Phone, SimulatedPhones
 from webapp import create_app
 from webapp.demo import seed_demo_data
 from webapp.drainer import drain_all, run_drainer
@@ -87,6 +90,14 @@ def seed_command() -> None:
     help="A running server, e.g. http://127.0.0.1:5000; without it the call runs in process.",
 )
 @click.option("--interactive", is_flag=True, help="Ask for keys when the script runs out.")
+@click.option(
+    "--phone",
+    "phones",
+    multiple=True,
+    metavar="NUMBER=BEHAVIOUR",
+    help="In process: how a phone the hotline rings behaves (answer, no-answer, busy, "
+    "failed, hang-up; others answer), e.g. --phone +8613900000001=no-answer.",
+)
 @with_appcontext
 def call_command(
     from_number: str,
@@ -95,6 +106,7 @@ def call_command(
     speech: tuple[str, ...],
     url: str | None,
     interactive: bool,
+    phones: tuple[str, ...],
 ) -> None:
     """Place a simulated call: plays Twilio's part and prints what the caller hears."""
     settings: Settings = current_app.config["HOTLINE_SETTINGS"]
@@ -105,10 +117,27 @@ def call_command(
         public_base_url=settings.public_base_url,
         url=url,
         app=None if url else current_app,
+        phones=None if url else _simulated_phones(phones),
     )
     sys.exit(
         run_cli(simulator, from_number, to_number or settings.hotline_number, inputs, interactive)
     )
+
+
+def _simulated_phones(specs: tuple[str, ...]) -> SimulatedPhones | None:
+    """Twilio's side of the legs the app rings, when it runs here on the console gateway."""
+    gateway = current_app.extensions[EXTENSION_KEY].gateway
+    if not isinstance(gateway, ConsoleGateway):
+        return None
+    behaviours: dict[str, Phone] = {}
+    for spec in specs:
+        number, _, behaviour = spec.partition("=")
+        try:
+            behaviours[number.strip()] = Phone(behaviour.strip())
+        except ValueError as error:
+            choices = ", ".join(phone.value for phone in Phone)
+            raise click.BadParameter(f"{spec!r}: the behaviour is one of {choices}") from error
+    return SimulatedPhones(gateway, behaviours)
 
 
 @main.command("drain")
