@@ -39,6 +39,7 @@ from callflows.conference_roster import ConferenceState, Party, PartyState, Phas
 from ivr.config import VoiceConfig, voice_config
 from ivr.effects import LegPlaced, ProviderDown, carry_out
 from ivr.routing_view import caller_of, routing_taker
+from ivr.wakeups import wake_at
 from routing.assignment import Assignment
 from routing.rings import RingResult, ring_failed
 from tickets import calls, conferences, staff
@@ -160,12 +161,8 @@ def _after_commit(
             handle_event_with(config, state.call_sid, withdrawn, MAX_CHAIN)
         else:
             handle_event_with(config, state.call_sid, answer, depth)
-    if config.schedule_wrap_up_end is not None:
-        for staff_id, until in follow_ups.wrap_ups:
-            try:
-                config.schedule_wrap_up_end(staff_id, until)
-            except Exception:  # the worker's minute sweep ends it all the same
-                log.exception("could not schedule the end of %s's wrap-up", staff_id)
+    for _staff_id, until in follow_ups.wrap_ups:
+        wake_at(config, until)  # the decision then ends the wrap-up and rings
     if depth >= MAX_CHAIN:
         if follow_ups.next_rings or follow_ups.freed:
             log.warning("%s: routing follow-ups left to the next decision", state.call_sid)

@@ -43,9 +43,10 @@ class VoiceConfig:
     ring_timeout_seconds: int = 20  # a call-taker's phone rings this long (RING_TIMEOUT_SECONDS)
     language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
     wrap_up_seconds: int = 30
-    # Ends a call-taker's wrap-up at the given time and dispatches (the worker's Huey task);
-    # None: the worker's minute sweep does it (tests, development without a worker).
-    schedule_wrap_up_end: Callable[[int, datetime], None] | None = None
+    # Runs a routing decision at the given time (the worker's Huey task): when a wrap-up
+    # ends, when a caller's wait for a speaker of their language is over. None: the
+    # worker's minute sweep does it (tests, development without a worker).
+    schedule_dispatch: Callable[[datetime], None] | None = None
 
     def url(self, path: str) -> str:
         """The absolute URL Twilio must call for ``path`` (and signs)."""

@@ -27,7 +27,16 @@ from callflows.conference_roster import ConferenceState
 from ivr.conference_edge import ROUTING_ACTOR, drive, handle_event_with
 from ivr.config import VoiceConfig, voice_config
 from ivr.routing_view import routing_taker, target_of
-from routing.assignment import Assignment, Reason, assign, first_free_taker
+from ivr.wakeups import wake_at
+from routing.assignment import (
+    Assignment,
+    CallTaker,
+    Reason,
+    TakerState,
+    assign,
+    first_free_taker,
+)
+from routing.queue_order import WaitingCaller
 from tickets import calls, conferences, staff
 from tickets.db import utcnow
 from tickets.events import record_event
@@ -59,7 +68,31 @@ def dispatch_waiting_calls(
             return []
         takers = [routing_taker(profile) for profile in profiles]
         decisions = assign(callers, takers, now, config.routing_policy)
+    _wake_for_language_waits(config, callers, takers, decisions, now)
     return [assignment for assignment in decisions if ring(config, assignment)]
+
+
+def _wake_for_language_waits(
+    config: VoiceConfig,
+    callers: list[WaitingCaller],
+    takers: list[CallTaker],
+    decisions: list[Assignment],
+    now: datetime,
+) -> None:
+    """Someone stayed free while a caller waits for a busy speaker of their language: the
+    next decision is due when the first such wait is over."""
+    rung = {decision.staff_id for decision in decisions}
+    if not any(t.state is TakerState.AVAILABLE and t.staff_id not in rung for t in takers):
+        return
+    assigned = {decision.call_sid for decision in decisions}
+    policy = config.routing_policy
+    waits_over = [
+        policy.falls_back_at(caller)
+        for caller in callers
+        if caller.call_sid not in assigned and policy.falls_back_at(caller) > now
+    ]
+    if waits_over:
+        wake_at(config, min(waits_over))
 
 
 def ring(config: VoiceConfig, assignment: Assignment, *, depth: int = 0) -> bool:

@@ -496,3 +496,21 @@ def test_the_console_page_carries_the_live_screen(
     assert on_a_call in page  # the first snapshot, before the stream's
     for line in ("police", "fire", "medical", "traffic", "utility"):
         assert f'data-line="{line}"' in page
+
+
+def test_the_call_screen_tells_the_call_taker_when_the_caller_hangs_up(
+    app: Flask, wang: FlaskClient, taker: Staff, db: Session
+) -> None:
+    from callflows.conference_messages import ParticipantLeft
+    from ivr.conference_edge import handle_event
+
+    call_sid = place_call(db)
+    ring(db, taker, call_sid)
+    answer(app, taker, call_sid)
+    with app.app_context():
+        handle_event(call_sid, ParticipantLeft("citizen", call_sid=call_sid))
+
+    call = first_snapshot(wang)["call"]
+
+    assert call["call_sid"] == call_sid
+    assert [notice["message"] for notice in call["notices"]] == ["the caller hung up"]

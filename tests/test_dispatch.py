@@ -7,6 +7,7 @@ added), what became of the call-takers, and the call's history.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -14,8 +15,10 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callflows.conference_messages import ParticipantJoined, ParticipantLeft
 from ivr import dispatch
-from ivr.config import voice_config
+from ivr.conference_edge import handle_event
+from ivr.config import EXTENSION_KEY, voice_config
 from ivr.gateway import ConsoleGateway
 from routing.assignment import Assignment, Reason
 from tests.support.conference_calls import (
@@ -296,7 +299,7 @@ def test_the_wrap_up_job_frees_the_taker_and_dispatches(twilio, db, gateway, app
     db.commit()
     monkeypatch.setattr(worker, "worker_app", lambda: app)
 
-    assert worker.end_wrap_up.call_local(tenzin.id) == 1
+    assert worker.dispatch_queue.call_local() == 1
 
     assert [leg.conference for leg in gateway.added] == [sid]
     assert state_of(db, tenzin) is S.RINGING
@@ -325,3 +328,37 @@ def test_settings_give_the_ring_timeout(database_url, engine, db):
         assert [leg.timeout_seconds for leg in gateway.added] == [12]
     finally:
         app.extensions["hotline.engine"].dispose()
+
+
+def test_the_worker_is_asked_to_decide_when_a_language_wait_is_over(twilio, db, gateway, app):
+    asked: list = []
+    config = app.extensions[EXTENSION_KEY]
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(config, schedule_dispatch=asked.append)
+    on_duty(db, "tenzin", languages=("bo",))
+    queue_caller(twilio, lang="zh", from_number="+8613800000011")  # takes tenzin (fallback)
+    on_duty(db, "wang", languages=("zh",))
+    sid = queue_caller(twilio, lang="bo")  # waits for tenzin while wang stays free
+
+    queued_at = call_row(db, sid).queued_at
+    assert len(asked) == 1
+    assert timedelta(seconds=60) <= asked[0] - queued_at < timedelta(seconds=61)
+
+
+def test_the_end_of_a_wrap_up_is_a_decision_asked_of_the_worker(twilio, db, gateway, app):
+    import dataclasses
+
+    from ivr.config import EXTENSION_KEY
+
+    asked: list = []
+    config = app.extensions[EXTENSION_KEY]
+    app.extensions[EXTENSION_KEY] = dataclasses.replace(config, schedule_dispatch=asked.append)
+    tenzin = on_duty(db, "tenzin", languages=("zh",))
+    sid = queue_caller(twilio)
+    leg = gateway.added[0]
+    with app.app_context():
+        handle_event(sid, ParticipantJoined(leg.label, call_sid=leg.call_sid))
+        handle_event(sid, ParticipantLeft("citizen", call_sid=sid))
+
+    assert state_of(db, tenzin) is S.WRAP_UP
+    until = profile_of(db, tenzin).wrap_up_until
+    assert len(asked) == 1 and timedelta(0) <= asked[0] - until < timedelta(seconds=1)

@@ -35,12 +35,12 @@ def build_gateway(settings: Settings) -> CallGateway:
     return ConsoleGateway()
 
 
-def schedule_wrap_up_end(staff_id: int, at: datetime) -> None:
-    """Hand the end of a call-taker's wrap-up to the worker, at its time (tests go without:
-    they end wrap-ups by calling the job or the sweep)."""
-    from webapp.worker import end_wrap_up  # the worker module builds an app: import late
+def schedule_dispatch(at: datetime) -> None:
+    """A routing decision by the worker at ``at`` (a wrap-up ends, a language wait is over;
+    tests go without: they call the job or the sweep)."""
+    from webapp.worker import dispatch_queue  # the worker module builds an app: import late
 
-    end_wrap_up.schedule((staff_id,), eta=at)
+    dispatch_queue.schedule(eta=at)
 
 
 def create_app(settings: Settings | None = None, *, gateway: CallGateway | None = None) -> Flask:
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             ring_timeout_seconds=settings.ring_timeout_seconds,
             language_wait_seconds=settings.language_wait_seconds,
             wrap_up_seconds=settings.wrap_up_seconds,
-            schedule_wrap_up_end=None if settings.environment == "test" else schedule_wrap_up_end,
+            schedule_dispatch=None if settings.environment == "test" else schedule_dispatch,
         ),
     )
     # Every blueprint so far is Twilio's door: signed webhooks that carry no CSRF token.

@@ -15,8 +15,6 @@ from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 from ivr.config import voice_config
 from ivr.dispatch import dispatch_waiting_calls, sweep
-from tickets.models import CallTaker
-from tickets.staff import end_wrap_up_if_over
 from webapp import create_app
 from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
@@ -54,17 +52,12 @@ def drain_webhook_journal() -> tuple[int, int]:
 
 
 @huey.task(retries=2, retry_delay=5)
-def end_wrap_up(staff_id: int) -> int:
-    """A call-taker's wrap-up time is up (scheduled at ``wrap_up_until``): they become
-    available and the queue is dispatched at once. How many calls were rung."""
+def dispatch_queue() -> int:
+    """A routing decision at its scheduled time (a wrap-up is over: the decision ends it;
+    a caller's wait for a speaker of their language is over). How many calls were rung."""
     app = worker_app()
     with app.app_context():
-        config = voice_config()
-        with config.sessions.begin() as session:
-            profile = session.get(CallTaker, staff_id, with_for_update=True)
-            if profile is not None:
-                end_wrap_up_if_over(profile, session=session)
-        return len(dispatch_waiting_calls(config=config))
+        return len(dispatch_waiting_calls(config=voice_config()))
 
 
 @huey.periodic_task(crontab(minute="*"), retries=1, retry_delay=10)

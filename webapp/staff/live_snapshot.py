@@ -27,6 +27,7 @@ from tickets import staff as staff_store
 from tickets.models import (
     Call,
     CallDirection,
+    CallEvent,
     CallTaker,
     CallTakerState,
     Role,
@@ -44,6 +45,8 @@ FULL_NUMBER_ROLES = frozenset({Role.CALL_TAKER, Role.FLOOR_MANAGER})
 # The states in which the console shows a call (wrap-up: the one just finished).
 CALL_STATES = frozenset({CallTakerState.RINGING, CallTakerState.ON_CALL, CallTakerState.WRAP_UP})
 HISTORY_LIMIT = 10
+NOTICE_KIND = "conference:notify"  # ivr.conference_edge logs the machine's NotifyTaker so
+NOTICE_LIMIT = 5
 INTENT_LABELS = {
     "consultation": "Policy consultation 政策咨询",
     "complaint": "Complaint or report 投诉举报",
@@ -181,7 +184,24 @@ def _call(
         "conference": _room(viewer, room),
         "recorded_orders": [_order(order) for order in recorded],
         "history": history,
+        "notices": notices_for(viewer.staff_id, call_sid, session=session),
     }
+
+
+def notices_for(staff_id: int, call_sid: str, *, session: Session) -> list[dict[str, Any]]:
+    """What the conference told this call-taker about the call (the caller hung up, the
+    consulted party did not answer...), newest first: the machine's ``NotifyTaker``."""
+    rows = session.scalars(
+        select(CallEvent)
+        .where(CallEvent.call_sid == call_sid, CallEvent.kind == NOTICE_KIND)
+        .order_by(CallEvent.id.desc())
+        .limit(NOTICE_LIMIT * 4)
+    ).all()
+    mine = [row for row in rows if str(row.params.get("who")) == str(staff_id)]
+    return [
+        {"at": _iso(row.received_at), "message": str(row.params.get("outcome", ""))}
+        for row in mine[:NOTICE_LIMIT]
+    ]
 
 
 def _caller_kind(call: Call | None) -> str:

@@ -127,6 +127,9 @@
     show($("consult-ops"), consulting);
     const openHandoff = Boolean(room && room.handoffs.some((h) => !h.confirmed_at));
     show($("handoff-form"), openHandoff);
+    const notices = call.notices || [];
+    show($("call-notices"), notices.length > 0);
+    text("call-notices", notices.map((n) => `${localTime(n.at)} ${n.message}`).join(" · "));
     const recorded = call.recorded_orders.map((o) => o.number);
     show($("recorded-orders"), recorded.length > 0);
     text("recorded-orders", recorded.length ? `Recorded as work order ${recorded.join(", ")}.` : "");
