@@ -315,19 +315,23 @@ class CallSimulator:
                 return self._leave_room_for(call, view, phones, notify, redirect)
             if phones.someone_joined():
                 call.hear("👤 talks with the call-taker", phones.talk_seconds)
-                if phones.while_connected is not None:
-                    phones.while_connected(call.transcript.call_sid)
+                for action in phones.while_connected:  # e.g. the call-taker's console
+                    action(call.transcript.call_sid)
                     for line in phones.advance(view, notify):
                         call.hear(line, 1)
                     redirect = self._redirect_of(call, phones, redirects_seen)
                     if redirect is not None:
                         return self._leave_room_for(call, view, phones, notify, redirect)
+                    if not phones.someone_joined():
+                        break
                 break
             self._hold_music(call, room, loops=1)
         call.hear(CALLER + "hangs up in the conference")
         call.call_status = "completed"
         if "leave" in view.wanted_events:
             notify(view.status_callback, "conference-event", phones.caller_left(view))
+        for line in phones.advance(view, notify):  # what the app does about it
+            call.hear(line)
         for line in phones.end_room(view, notify):  # the caller's exit ends the room
             call.hear(line)
         action = dial.get("action")

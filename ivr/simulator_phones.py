@@ -12,7 +12,7 @@ up. Numbers not listed answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -28,6 +28,7 @@ class Phone(StrEnum):
     BUSY = "busy"
     FAIL = "failed"
     HANG_UP = "hang-up"  # answers, then hangs up before the caller does
+    RING = "ring"  # rings on until the caller gives up (or the hotline cancels it)
 
 
 @dataclass
@@ -64,7 +65,9 @@ class SimulatedPhones:
     gateway: ConsoleGateway
     phones: Mapping[str, Phone] = field(default_factory=dict)
     talk_seconds: int = 30
-    while_connected: Callable[[str], None] | None = None  # e.g. a test's console actions
+    # What happens while the caller talks (e.g. a test's console commands), in turn; each
+    # gets the caller's CallSid, and what it asked of Twilio is played out before the next.
+    while_connected: Sequence[Callable[[str], None]] = ()
     account_sid: str = "AC" + "0" * 32
     timestamp: Callable[[], str] = lambda: ""
     legs: dict[str, _Leg] = field(default_factory=dict)  # by label
@@ -89,8 +92,12 @@ class SimulatedPhones:
                 heard.append(f"☎ {leg.label} {'on hold' if change.hold else 'back'}")
         for removed in self._new("removed", self.gateway.removed):
             leg = self.legs.get(removed.label)
-            if leg is not None and not leg.left:
+            if leg is not None and not leg.left and leg.joined:
                 heard += self._leave(room, leg, notify, "removed")
+            elif leg is not None and not leg.left:  # still ringing: the call is cancelled
+                leg.left = True
+                self._progress(leg, "canceled", notify)
+                heard.append(f"☎ {leg.label} stops ringing")
         for _ in self._new("ended", self.gateway.ended):
             heard += self.end_room(room, notify)
         return heard
@@ -143,6 +150,8 @@ class SimulatedPhones:
             self._progress(leg, phone.value, notify)
             return [f"☎ {leg.label} ({leg.to}) {phone.value}"]
         self._progress(leg, "ringing", notify)
+        if phone is Phone.RING:
+            return [f"☎ {leg.label} ({leg.to}) rings"]
         if phone is Phone.NO_ANSWER:
             self._progress(leg, "no-answer", notify)
             return [f"☎ {leg.label} ({leg.to}) does not answer"]

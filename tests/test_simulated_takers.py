@@ -10,7 +10,7 @@ from ivr.simulator import CallSimulator, WsgiTransport
 from ivr.simulator_phones import Phone, SimulatedPhones
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
 from tests.support.conference_calls import on_duty, state_of
-from tickets.models import CallEvent, CallTakerState
+from tickets.models import Call, CallEvent, CallTakerState
 from webapp.cli import main
 
 TENZIN, WANG = "+8613900000001", "+8613900000003"
@@ -100,3 +100,73 @@ def test_hotline_call_refuses_an_unknown_phone_behaviour(app):
     result = app.test_cli_runner().invoke(main, ["call", "--phone", "+8613900000001=maybe"])
     assert result.exit_code == 2
     assert "the behaviour is one of answer" in result.output
+
+
+def _console(app, command_for):  # type: ignore[no-untyped-def]
+    """A console action for ``while_connected``: run the command on the caller's call."""
+    from ivr.conference_edge import run_command
+
+    def act(call_sid: str) -> None:
+        with app.app_context():
+            run_command(call_sid, command_for())
+
+    return act
+
+
+def test_a_warm_transfer_completes_through_the_simulator(app, gateway, db):
+    from callflows.conference_messages import CompleteTransfer, StartWarmTransfer, Target
+
+    tenzin = on_duty(db, "tenzin", languages=("zh",), phone_number=TENZIN)
+    department = "+8689160000099"
+    by = f"staff:{tenzin.id}"
+    simulator, phones = _simulator(app, gateway)
+    phones.while_connected = (
+        _console(app, lambda: StartWarmTransfer(by, Target(department, name="Housing bureau"))),
+        _console(app, lambda: CompleteTransfer(by)),
+    )
+
+    transcript = simulator.call("+8613800000001", "+868916312345", ["1", "1"])
+
+    assert transcript.ok, transcript.errors
+    assert [added.to for added in gateway.added] == [TENZIN, department]
+    assert [(held.label, held.hold) for held in gateway.held] == [
+        ("citizen", True),
+        ("citizen", False),
+    ]
+    assert [removed.label for removed in gateway.removed] == [gateway.added[0].label]
+    kinds = _kinds(db, transcript.call_sid)
+    assert "conference:warm-transfer" in kinds and "conference:complete-transfer" in kinds
+
+
+def test_a_consult_that_rings_out_brings_the_caller_back_to_the_call_taker(app, gateway, db):
+    from callflows.conference_messages import StartWarmTransfer, Target
+
+    tenzin = on_duty(db, "tenzin", languages=("zh",), phone_number=TENZIN)
+    department = "+8689160000099"
+    simulator, phones = _simulator(app, gateway, **{department: Phone.NO_ANSWER})
+    phones.while_connected = (
+        _console(app, lambda: StartWarmTransfer(f"staff:{tenzin.id}", Target(department))),
+    )
+
+    transcript = simulator.call("+8613800000001", "+868916312345", ["1", "1"])
+
+    assert transcript.ok, transcript.errors
+    assert [(held.label, held.hold) for held in gateway.held] == [
+        ("citizen", True),
+        ("citizen", False),
+    ]
+    assert gateway.removed == []  # the call-taker stays with the caller
+
+
+def test_a_caller_who_hangs_up_while_the_call_taker_rings_frees_them(app, gateway, db):
+    tenzin = on_duty(db, "tenzin", languages=("zh",), phone_number=TENZIN)
+    simulator, _ = _simulator(app, gateway, **{TENZIN: Phone.RING})
+
+    transcript = simulator.call("+8613800000001", "+868916312345", ["1", "1"])
+
+    assert transcript.ok, transcript.errors
+    assert any("stops ringing" in line for line in transcript.heard)
+    assert state_of(db, tenzin) is CallTakerState.AVAILABLE  # not away: nobody's fault
+    db.expire_all()
+    call = db.scalar(select(Call).where(Call.call_sid == transcript.call_sid))
+    assert call.abandoned_at is not None

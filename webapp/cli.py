@@ -95,7 +95,7 @@ def seed_command() -> None:
     "phones",
     multiple=True,
     metavar="NUMBER=BEHAVIOUR",
-    help="In process: how a phone the hotline rings behaves (answer, no-answer, busy, "
+    help="In process: how a phone the hotline rings behaves (answer, no-answer, busy, ring, "
     "failed, hang-up; others answer), e.g. --phone +8613900000001=no-answer.",
 )
 @with_appcontext
