@@ -1,21 +1,33 @@
 #!/usr/bin/env python3
-"""Routing decisions per second: one ``assign`` over 300 call-takers and 2,000 waiting callers.
+"""Routing: one ``assign`` over 300 call-takers and 2,000 callers; a burst of 200 calls.
 
-Issue 3, "Benchmark" (the decision part; the webhook burst is measured elsewhere). Three
-cases: every call-taker free (the start of a shift with a full queue), 30 free, and 1 free
-(a call-taker finishes wrap-up: the everyday decision). The callers come in shuffled (no
-help from a queue that is already sorted); about 12% speak Tibetan, 3% English, 1% are
-emergencies and 5% already rang out with someone.
+Issue 3, "Benchmark", in two parts.
+
+**Decisions.** Three cases: every call-taker free (the start of a shift with a full
+queue), 30 free, and 1 free (a call-taker finishes wrap-up: the everyday decision). The
+callers come in shuffled (no help from a queue that is already sorted); about 12% speak
+Tibetan, 3% English, 1% are emergencies and 5% already rang out with someone.
 
 The baseline, measured in the same run, is the rule written plainly: ``choose_taker`` for
 each caller in queue order, scanning every call-taker. Both must give the same assignments.
 Each figure is the median of ``--rounds`` rounds, each as many decisions as fit in about
 ``--round-seconds``.
 
-    .venv/bin/python bench/routing.py
-    .venv/bin/python bench/routing.py --quick       # CI smoke: 3 short rounds
+**The burst** (``bench/routing_burst.py``): 200 callers at once through the signed
+webhooks into the queue of the hotline's real servers (gunicorn ``web`` with the journal
+drainer and ``console``, as the Procfile runs them, on a fresh migrated database), 50
+call-takers logged in to the console answering; each call-taker who finishes a call
+presses "available". It prints the time from "call-taker available" to "participant create
+sent" (p50/p95/p99/max; goal p99 < 100 ms), the dispatch passes and assignments per second,
+and checks that every call was put through exactly once.
 
-It reports and never asserts; the exit code is 1 only when the two ways disagree.
+    .venv/bin/python bench/routing.py               # both parts, SQLite
+    .venv/bin/python bench/routing.py --postgres    # the burst on SQLite and PostgreSQL
+    .venv/bin/python bench/routing.py --quick       # CI smoke: short rounds, 20 calls, 5 takers
+
+It reports and never asserts a time; the exit code is 1 only on a correctness failure (the
+two ways of deciding disagree; a call never put through, or rung twice; a call-taker rung
+again before they were free), 2 when the harness itself cannot run.
 """
 
 from __future__ import annotations
@@ -25,16 +37,23 @@ import gc
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-# This script's own name would shadow the routing package: put the repository first.
+# This script's own name would shadow the routing package: put the repository first (the
+# harness package, beside this script, stays importable from the script's folder).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+
+from harness.databases import DEFAULT_POSTGRES_URL
+from harness.tools import HarnessError
 
 from routing.assignment import Assignment, CallTaker, TakerState, assign, choose_taker
 from routing.queue_order import FailedRing, WaitingCaller, queue_order
@@ -134,14 +153,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=7, help="rounds; medians are reported")
     parser.add_argument("--round-seconds", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 0.2 s")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    parser.add_argument(
+        "--quick", action="store_true", help="3 rounds of 0.2 s; a burst of 20 calls, 5 takers"
+    )
+    burst = parser.add_argument_group("the burst")
+    burst.add_argument("--calls", type=int, default=200, help="callers arriving at once")
+    burst.add_argument("--burst-takers", type=int, default=50, help="call-takers answering")
+    burst.add_argument("--talk", type=float, default=2.0, help="mean talk time, s")
+    burst.add_argument("--ring", type=float, default=0.3, help="ring time before answering, s")
+    burst.add_argument("--wrap-up", type=float, default=0.3, help="mean wrap-up time, s")
+    burst.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
+    burst.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_POSTGRES_URL,
+        default=os.environ.get("BENCH_DATABASE_URL"),
+        metavar="URL",
+        help="also run the burst on PostgreSQL; a database to connect to for CREATE DATABASE "
+        f"(default: $BENCH_DATABASE_URL or {DEFAULT_POSTGRES_URL})",
+    )
+    burst.add_argument("--no-sqlite", action="store_true", help="skip the SQLite burst")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--decisions-only", action="store_true", help="skip the burst")
+    part.add_argument("--burst-only", action="store_true", help="skip the decisions")
+    parser.add_argument("--keep", action="store_true", help="keep the burst's work dir (logs)")
+    args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.round_seconds = 3, 0.2
+        args.calls, args.burst_takers, args.talk = 20, 5, 0.5
+    return args
+
+
+def run_decisions(args: argparse.Namespace) -> bool:
+    """The decision part; True when both ways gave the same assignments."""
     print(
         f"routing: {args.takers} call-takers, {args.callers} waiting callers, "
         f"{args.rounds} rounds of ~{args.round_seconds:g} s, "
@@ -171,8 +215,48 @@ def main(argv: list[str] | None = None) -> int:
             f"{slow:>11,.0f} {fast / slow:>8.1f}x"
         )
     print("same assignments as the baseline:", "yes" if agree else "NO")
+    return agree
+
+
+def run_bursts(args: argparse.Namespace) -> bool:
+    """The burst on each database asked for; True when every one was correct."""
+    from routing_burst import BurstOptions, burst_on
+
+    options = BurstOptions(
+        calls=args.calls,
+        takers=args.burst_takers,
+        ring_s=args.ring,
+        talk_s=args.talk,
+        wrap_s=args.wrap_up,
+        web_workers=args.web_workers,
+        seed=args.seed,
+    )
+    backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgres"] if args.postgres else [])
+    workdir = Path(tempfile.mkdtemp(prefix="bench-routing-"))
+    try:
+        return burst_on(backends, args.postgres, options, workdir)
+    finally:
+        if args.keep:
+            print(f"work dir kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    correct = True
+    if not args.burst_only:
+        correct &= run_decisions(args)
+    if not args.decisions_only:
+        if not args.burst_only:
+            print()
+        try:
+            correct &= run_bursts(args)
+        except HarnessError as error:
+            print(f"the burst could not run: {error}", file=sys.stderr)
+            return 2
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    return 0 if agree else 1
+    return 0 if correct else 1
 
 
 if __name__ == "__main__":

@@ -49,12 +49,18 @@ LOST_CALLBACK_GRACE = timedelta(seconds=30)  # after the ring timeout
 
 
 def dispatch_waiting_calls(
-    *, config: VoiceConfig | None = None, now: datetime | None = None
+    *,
+    config: VoiceConfig | None = None,
+    now: datetime | None = None,
+    freed_staff_id: int | None = None,
+    attempts: int = 3,
 ) -> list[Assignment]:
     """One routing decision over the whole queue; the assignments that were rung.
 
-    Without ``config`` it needs an app context (the console calls it after a call-taker
-    goes available).
+    ``freed_staff_id``: the call-taker who has just become free (the console's trigger):
+    their assignment is rung first, and decided again if another pass took their caller
+    meanwhile (they would be left idle otherwise); the others' come after. Without
+    ``config`` it needs an app context.
     """
     config = config or voice_config()
     now = now or utcnow()
@@ -69,7 +75,16 @@ def dispatch_waiting_calls(
         takers = [routing_taker(profile) for profile in profiles]
         decisions = assign(callers, takers, now, config.routing_policy)
     _wake_for_language_waits(config, callers, takers, decisions, now)
-    return [assignment for assignment in decisions if ring(config, assignment)]
+    if freed_staff_id is None:
+        return [assignment for assignment in decisions if ring(config, assignment)]
+    theirs = [d for d in decisions if d.staff_id == freed_staff_id]
+    rung = [assignment for assignment in theirs if ring(config, assignment)]
+    if theirs and not rung and attempts > 1:  # their caller was taken meanwhile: again
+        return dispatch_waiting_calls(
+            config=config, freed_staff_id=freed_staff_id, attempts=attempts - 1
+        )
+    others = [d for d in decisions if d.staff_id != freed_staff_id]
+    return rung + [assignment for assignment in others if ring(config, assignment)]
 
 
 def _wake_for_language_waits(

@@ -362,3 +362,19 @@ def test_the_end_of_a_wrap_up_is_a_decision_asked_of_the_worker(twilio, db, gate
     assert state_of(db, tenzin) is S.WRAP_UP
     until = profile_of(db, tenzin).wrap_up_until
     assert len(asked) == 1 and timedelta(0) <= asked[0] - until < timedelta(seconds=1)
+
+
+def test_the_call_taker_who_became_free_is_rung_first(twilio, db, gateway, app):
+    first = queue_caller(twilio)
+    second = queue_caller(twilio)  # nobody on duty yet: both wait
+    # Both go available straight in the database, as if their own triggers were lost.
+    wang = on_duty(db, "wang", languages=("zh",), phone_number="+8613900000003")
+    tenzin = on_duty(db, "tenzin", languages=("zh",), phone_number="+8613900000001")
+
+    with app.app_context():
+        rung = dispatch.dispatch_waiting_calls(freed_staff_id=tenzin.id)
+
+    assert rung[0].staff_id == tenzin.id
+    assert gateway.added[0].to == "+8613900000001"
+    assert {a.call_sid for a in rung} == {first, second}
+    assert state_of(db, wang) is S.RINGING  # rung after tenzin: nobody is left idle

@@ -124,7 +124,7 @@ def change_state() -> ResponseReturnValue:
         db.commit()
         flash(f"You are {LABELS['state_labels'][to_state].lower()}.", "success")
         if to_state is CallTakerState.AVAILABLE:
-            dispatch_after_commit()
+            dispatch_after_commit(current_user.id)
     return redirect(url_for("console.index"))
 
 

@@ -12,13 +12,14 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def dispatch_after_commit() -> None:
+def dispatch_after_commit(staff_id: int) -> None:
+    """Offer the next waiting caller to ``staff_id``, who has just become free."""
     try:
         from ivr.dispatch import dispatch_waiting_calls
     except ImportError:  # pragma: no cover - until routing's dispatch is in
         log.debug("no ivr.dispatch yet: waiting callers are not dispatched from the console")
         return
     try:
-        dispatch_waiting_calls()
+        dispatch_waiting_calls(freed_staff_id=staff_id)
     except Exception:
         log.exception("dispatching the waiting calls failed; the sweep will try again")

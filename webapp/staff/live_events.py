@@ -107,7 +107,7 @@ def _read(
     with sessions() as session:
         if _end_wrap_up_if_over(viewer, session=session):
             with app.app_context():
-                dispatch_after_commit()
+                dispatch_after_commit(viewer.staff_id)
         return build_snapshot(viewer, session=session, cache=cache)
 
 
