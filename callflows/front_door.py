@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from callflows import speech
@@ -37,6 +38,9 @@ OPTIONS_TRIES = 2
 EMERGENCY_KEYS = {"1": "fire", "2": "medical", "3": "police", "4": "traffic", "5": "utility"}
 DEFAULT_EMERGENCY_LINE = "police"  # 110 coordinates the other services in China
 SHORT_NUMBERS = {"fire": "119", "medical": "120", "police": "110", "traffic": "122"}
+# Words that ask for a callback at the queue's offer (speech beside the key 1).
+CALLBACK_WORDS = ("回电", "回拨", "打回来", "call me back", "callback", "call back")
+CALLBACK_OFFER_TIMEOUT_SECONDS = 8
 MAX_DIGITS = 40
 ORDER_NUMBER = re.compile(r"\d{6,20}")
 _KEYS = re.compile(r"[0-9*#]*")
@@ -109,6 +113,7 @@ class Turn:
     intent: Intent | None = None
     queue: bool = False
     emergency_line: str | None = None
+    callback_request: bool = False  # the caller asked to be called back (the queue's offer)
 
 
 ProgressLookup = Callable[[str], ProgressInfo | None]
@@ -138,6 +143,8 @@ class FrontDoor:
             return self._on_emergency(state, given)
         if stage is Stage.EMERGENCY_UNREACHABLE:
             return self.emergency_unreachable(state)
+        if stage is Stage.CALLBACK_OFFER:
+            return self.on_callback_offer(state, given)
         return self.after_conference(state)
 
     # -- stages ------------------------------------------------------------
@@ -291,6 +298,29 @@ class FrontDoor:
     def after_conference(self, state: FlowState) -> Turn:
         return Turn((Say("goodbye", state.language), Hangup()), path="ended")
 
+    # -- the queue's callback offer (PRODUCT.md, "The inbound call" point 5) --------------
+    def callback_offer(self, state: FlowState) -> Turn:
+        """Out of the wait room for a moment (a wait room cannot gather keys): 1 leaves a
+        callback request, anything else or silence keeps the caller's place."""
+        gather = Gather(
+            state.action(Stage.CALLBACK_OFFER),
+            (Say("callback_offer", state.language),),
+            state.language,
+            timeout_seconds=CALLBACK_OFFER_TIMEOUT_SECONDS,
+            hints=CALLBACK_WORDS,
+        )
+        return Turn((gather,), path="callback-offer")
+
+    def on_callback_offer(self, state: FlowState, given: CallerInput) -> Turn:
+        said = given.speech.lower()
+        if given.digits == "1" or (not given.digits and any(w in said for w in CALLBACK_WORDS)):
+            steps = (Say("callback_confirmed", state.language), Hangup())
+            return Turn(steps, path="callback-offer:1", callback_request=True)
+        # Back into the caller's own room, as the requeue does; the place in line is kept
+        # by the edge (the first queue entry counts). The intent is not touched.
+        steps = (Say("callback_keep_place", state.language), self._join(state, WaitRoom.QUEUE))
+        return Turn(steps, path="callback-offer:stay", queue=True)
+
     # -- building blocks ---------------------------------------------------
     def _emergency_entry(self, state: FlowState, line: str | None, where: str) -> Turn:
         if line:
@@ -400,6 +430,22 @@ def queue_wait(language: Language, position: int) -> tuple[Step, ...]:
     if position <= 1:
         return (Say("queue_next", language), HoldMusic())
     return (Say("queue_position", language, {"position": str(position - 1)}), HoldMusic())
+
+
+def callback_offer_due(
+    queued_at: datetime | None,
+    now: datetime,
+    after_seconds: int,
+    *,
+    already_offered: bool,
+    is_waiting: bool,
+) -> bool:
+    """Whether a caller in the wait room is offered a callback now: once per call, after
+    ``after_seconds`` in line (0: never), and only while nobody is rung or on the call for
+    them (``is_waiting``)."""
+    if after_seconds <= 0 or already_offered or not is_waiting or queued_at is None:
+        return False
+    return now - queued_at >= timedelta(seconds=after_seconds)
 
 
 def emergency_wait(language: Language) -> tuple[Step, ...]:

@@ -59,6 +59,21 @@ PROMPTS: Mapping[str, Mapping[str, str]] = {
         "zh": "重听请按1，人工服务请按0。",
         "en": "To hear this again press 1. For a call-taker press 0.",
     },
+    "callback_offer": {
+        "zh": "如需留下回电请求、不再等候，请按1，我们将按您现在的排队顺序给您回电；"
+        "如需继续等候，请不要挂机，您的排队位置不变。",
+        "en": "To leave a callback request instead of waiting, press 1: we will call you back "
+        "in your place in line. To keep your place, stay on the line.",
+    },
+    "callback_confirmed": {
+        "zh": "您的回电请求已登记，我们将按排队顺序尽快给您回电。感谢您的来电，再见。",
+        "en": "Your callback request is recorded. We will call you back in your turn. "
+        "Thank you for calling. Goodbye.",
+    },
+    "callback_keep_place": {
+        "zh": "好的，您的排队位置不变。",
+        "en": "You keep your place in line.",
+    },
     "goodbye": {
         "zh": "感谢您的来电，再见。",
         "en": "Thank you for calling. Goodbye.",

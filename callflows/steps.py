@@ -28,6 +28,7 @@ class Stage(StrEnum):
     EMERGENCY = "emergency"
     EMERGENCY_UNREACHABLE = "emergency-unreachable"
     AFTER_CONFERENCE = "after-conference"
+    CALLBACK_OFFER = "callback-offer"  # the queue's offer of a callback (issue 3)
 
 
 class WaitRoom(StrEnum):

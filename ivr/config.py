@@ -43,6 +43,8 @@ class VoiceConfig:
     ring_timeout_seconds: int = 20  # a call-taker's phone rings this long (RING_TIMEOUT_SECONDS)
     language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
     wrap_up_seconds: int = 30
+    # A waiting caller is offered a callback once after this long in line (0: never).
+    callback_offer_after_seconds: int = 120
     # Runs a routing decision at the given time (the worker's Huey task): when a wrap-up
     # ends, when a caller's wait for a speaker of their language is over. None: the
     # worker's minute sweep does it (tests, development without a worker).

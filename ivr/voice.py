@@ -21,7 +21,7 @@ from callflows.front_door import (
     queue_wait,
 )
 from callflows.steps import Stage, WaitRoom
-from ivr import emergency
+from ivr import callback_offer, emergency
 from ivr.conference_callbacks import conference_event, participant_event
 from ivr.conference_edge import handle_event
 from ivr.config import voice_config
@@ -37,7 +37,7 @@ from ivr.safety import (
     wait_fallback,
 )
 from ivr.signature import is_signed_by_twilio
-from tickets import calls, work_orders
+from tickets import work_orders
 from tickets.phones import mask_number, parse_caller
 
 log = logging.getLogger(__name__)
@@ -144,8 +144,42 @@ def wait(room: str) -> Response:
         if retry:
             retry()
         return twiml_response(emergency_wait(state.language), redirect_to=request.full_path)
-    position = calls.queue_position(session=session, call_sid=state.call_sid) or 1
+    # The position, and once per call the callback offer (a REST redirect out of the room:
+    # a wait room cannot gather keys), see ivr.callback_offer.
+    position = callback_offer.wait_round(voice_config(), state) or 1
     return twiml_response(queue_wait(state.language, position), redirect_to=request.full_path)
+
+
+@bp.route("/callback-offer", methods=METHODS)
+@safe_voice_route
+def callback_offer_prompt() -> Response:
+    """Where the queue's callback offer redirects a waiting caller's call (REST)."""
+    config = voice_config()
+    state = _flow_state()
+    turn = config.front_door.callback_offer(state)
+    persist(webhook_from_request("callback-offer", step=turn.path))
+    return twiml_response(turn.steps)
+
+
+# More specific than /step/<stage>, so it wins: the answer needs the database.
+@bp.route(f"/step/{Stage.CALLBACK_OFFER.value}", methods=METHODS)
+@safe_voice_route
+def callback_offer_answer() -> Response:
+    """1: a callback task in the caller's place, then goodbye; else back to their room."""
+    config = voice_config()
+    state = _flow_state()
+    if not state.call_sid:
+        abort(400, "CallSid is required")
+    given = CallerInput.parse(request.values.get("Digits"), request.values.get("SpeechResult"))
+    turn = callback_offer.answer(config, state, config.front_door.on_callback_offer(state, given))
+    hook = webhook_from_request(
+        f"step:{Stage.CALLBACK_OFFER.value}",
+        step=turn.path,
+        enters_queue=turn.queue,
+        extra={"lang": state.language.value},
+    )
+    persist(hook, now=True)  # back in the queue: routing decides at once
+    return twiml_response(turn.steps)
 
 
 @bp.route("/status", methods=METHODS)

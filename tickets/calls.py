@@ -9,10 +9,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from routing.queue_order import FailedRing, WaitingCaller, position_in_queue
+from tickets.callbacks import open_callback_task
 from tickets.conferences import WAITING
 from tickets.db import utcnow
 from tickets.models import (
     Call,
+    CallbackOfferOutcome,
+    CallbackSource,
     CallDirection,
     CallEvent,
     CallStatus,
@@ -156,6 +159,14 @@ def record_call_status(
 
 def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
     call = find_call(session=session, call_sid=call_sid)
+    if call is not None and is_hearing_callback_offer(call):
+        # The hotline moved the caller out of their room to the offer; a call that ends
+        # there (the final status came) was abandoned in the queue all the same.
+        session.refresh(call, ["ended_at"])
+        if call.ended_at is not None:
+            call.callback_offer_outcome = CallbackOfferOutcome.HUNG_UP.value
+            _abandon(session, call, at)
+        return
     if call is None or call.queued_at is None or call.queue_left_at is not None:
         return
     # Twilio's time stamps are whole seconds; never let the leave precede the entry.
@@ -230,9 +241,74 @@ def mark_abandoned(*, session: Session, call_sid: str, at: datetime) -> None:
     """The caller hung up before a call-taker answered: on the abandoned-call list."""
     call = find_call(session=session, call_sid=call_sid)
     if call is None or call.queued_at is None or call.queue_left_at is not None:
-        return  # never queued (the emergency lane), or a call-taker answered
-    call.abandoned_at = at
+        return  # never queued (the emergency lane), a call-taker answered, or the hotline
+        # itself took the caller out of the room (the callback offer: see below)
     leave_queue(session=session, call_sid=call_sid, at=at)
+    _abandon(session, call, at)
+
+
+def _abandon(session: Session, call: Call, at: datetime) -> None:
+    """On the abandoned-call list, which is the callback list: a task in their place."""
+    call.abandoned_at = at
+    open_callback_task(session=session, call=call, source=CallbackSource.ABANDONED, at=at)
+
+
+# -- the queue's callback offer ---------------------------------------------------------------
+# The wait room cannot gather keys, so the hotline redirects a waiting caller's call out of
+# their room to the offer (once per call) and back. While they hear it they are out of the
+# queue (``queue_left_at`` is the moment of the redirect, so nobody is rung for them) but
+# not abandoned; ``callback_offer_outcome`` stays None until they answer or hang up.
+
+
+def is_hearing_callback_offer(call: Call) -> bool:
+    return call.callback_offered_at is not None and call.callback_offer_outcome is None
+
+
+def start_callback_offer(*, session: Session, call_sid: str, at: datetime) -> bool:
+    """Take a waiting caller out of the queue for the offer; False when they are not
+    waiting any more or were offered before (one UPDATE: two wait rounds at once, one wins)."""
+    result = session.execute(
+        update(Call)
+        .where(
+            Call.call_sid == call_sid,
+            Call.callback_offered_at.is_(None),
+            Call.queued_at.is_not(None),
+            Call.queue_left_at.is_(None),
+            Call.ended_at.is_(None),
+        )
+        .values(callback_offered_at=at, queue_left_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)
+
+
+def cancel_callback_offer(*, session: Session, call_sid: str) -> None:
+    """The redirect to the offer failed: the caller is still in their room, still waiting."""
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or not is_hearing_callback_offer(call):
+        return
+    call.callback_offer_outcome = CallbackOfferOutcome.NOT_MADE.value
+    call.queue_left_at = None
+
+
+def answer_callback_offer(
+    *, session: Session, call_sid: str, requested: bool, at: datetime
+) -> Call | None:
+    """The caller answered the offer: a callback task in their place (``requested``), or
+    back in the queue with the place kept. None when there was no offer to answer (a
+    retried webhook finds it answered)."""
+    call = find_call(session=session, call_sid=call_sid)
+    if call is None or not is_hearing_callback_offer(call):
+        return None
+    if requested:
+        call.callback_offer_outcome = CallbackOfferOutcome.REQUESTED.value
+        if call.queued_at is not None and call.queue_left_at is not None:
+            call.queue_wait_seconds = int((call.queue_left_at - call.queued_at).total_seconds())
+        open_callback_task(session=session, call=call, source=CallbackSource.QUEUE_REQUEST, at=at)
+    else:
+        call.callback_offer_outcome = CallbackOfferOutcome.STAYED.value
+        return_to_queue(session=session, call_sid=call_sid, at=at)
+    return call
 
 
 def find_call(*, session: Session, call_sid: str) -> Call | None:

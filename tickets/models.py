@@ -86,6 +86,11 @@ class Call(Base):
     emergency_line: Mapped[str | None] = mapped_column(String(16))
     # The caller hung up while waiting for a call-taker: on the abandoned-call list.
     abandoned_at: Mapped[utc_time | None]
+    # The queue's callback offer (at most once per call): when the hotline moved the caller
+    # out of their room to hear it, and how it ended (``CallbackOfferOutcome``; None while
+    # the caller is hearing it).
+    callback_offered_at: Mapped[utc_time | None]
+    callback_offer_outcome: Mapped[str | None] = mapped_column(String(16))
 
     events: Mapped[list[CallEvent]] = relationship(
         primaryjoin="Call.call_sid == foreign(CallEvent.call_sid)",
@@ -357,3 +362,66 @@ class ConferenceRoom(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[utc_time] = mapped_column(default=utcnow)
     updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# -- callback tasks ------------------------------------------------------------------------
+
+
+class CallbackOfferOutcome(StrEnum):
+    """How the queue's callback offer ended (``calls.callback_offer_outcome``)."""
+
+    REQUESTED = "requested"  # pressed 1: a callback task, out of the queue
+    STAYED = "stayed"  # any other key or silence: back in the room, place kept
+    HUNG_UP = "hung-up"  # hung up while hearing it: abandoned
+    NOT_MADE = "not-made"  # the redirect failed at Twilio: the caller stayed in the room
+
+
+class CallbackSource(StrEnum):
+    QUEUE_REQUEST = "queue-request"  # pressed 1 at the queue's offer
+    ABANDONED = "abandoned"  # hung up while waiting in the queue
+
+
+class CallbackStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+
+
+class CallbackOutcome(StrEnum):
+    """What came of a callback, as the call-taker who worked it recorded."""
+
+    REACHED = "reached"  # talked with the caller
+    NO_ANSWER = "no-answer"  # tried, nobody answered
+    UNREACHABLE = "unreachable"  # no number, wrong or out-of-service number
+    NOT_NEEDED = "not-needed"  # e.g. the caller called again and was served
+
+
+class CallbackTask(Base):
+    """A citizen to call back: they asked for it in the queue, or hung up while waiting.
+
+    ``queued_at`` is their place in line (their first queue entry), so the list is worked in
+    the order the queue would have served them. Never deleted: a task worked is ``done``,
+    with its outcome and who did it when (``handled_by`` is ``staff:<id>``). One task per
+    call. The outbound call itself is issue 5.
+    """
+
+    __tablename__ = "callback_tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    call_sid: Mapped[call_sid] = mapped_column(unique=True)
+    caller_kind: Mapped[str] = mapped_column(String(16))  # tickets.phones.CallerKind
+    caller_number: Mapped[e164 | None]  # None: anonymous, client or unknown (caller_kind)
+    language: Mapped[str] = mapped_column(String(8))
+    intent: Mapped[str | None] = mapped_column(String(32))
+    queued_at: Mapped[utc_time]
+    requested_at: Mapped[utc_time]
+    source: Mapped[CallbackSource] = mapped_column(str_enum(CallbackSource, 16))
+    status: Mapped[CallbackStatus] = mapped_column(
+        str_enum(CallbackStatus, 16), default=CallbackStatus.OPEN
+    )
+    outcome: Mapped[CallbackOutcome | None] = mapped_column(str_enum(CallbackOutcome, 16))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    handled_by: Mapped[str | None] = mapped_column(String(80))
+    handled_at: Mapped[utc_time | None]
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_callback_tasks_status_queued_at", "status", "queued_at"),)

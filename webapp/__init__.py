@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             ring_timeout_seconds=settings.ring_timeout_seconds,
             language_wait_seconds=settings.language_wait_seconds,
             wrap_up_seconds=settings.wrap_up_seconds,
+            callback_offer_after_seconds=settings.callback_offer_after_seconds,
             schedule_dispatch=None if settings.environment == "test" else schedule_dispatch,
         ),
     )

@@ -66,6 +66,7 @@ class Settings:
     staff_session_hours: int = 12
     ring_timeout_seconds: int = 20  # a call-taker's ring, then the next call-taker
     language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
+    callback_offer_after_seconds: int = 120  # then the queue's callback offer (0: never)
 
     @property
     def is_production(self) -> bool:
@@ -176,6 +177,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     language_wait = _whole_number(
         env, "LANGUAGE_WAIT_SECONDS", Settings.language_wait_seconds, 0, 3600
     )
+    callback_offer_after = _whole_number(
+        env, "CALLBACK_OFFER_AFTER_SECONDS", Settings.callback_offer_after_seconds, 0, 3600
+    )
 
     return Settings(
         environment=environment,
@@ -214,4 +218,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         staff_session_hours=session_hours,
         ring_timeout_seconds=ring_timeout,
         language_wait_seconds=language_wait,
+        callback_offer_after_seconds=callback_offer_after,
     )
