@@ -5,7 +5,7 @@ The only package that imports ``twilio``. See README.md beside this file.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask
 
 from ivr.audio import audio_bp
 from ivr.config import VoiceConfig
@@ -13,9 +13,11 @@ from ivr.request_session import init_request_sessions
 from ivr.voice import bp as voice_bp
 
 
-def init_voice(app: Flask, config: VoiceConfig) -> None:
-    """Mount the voice webhooks and the prompt recordings on ``app``."""
+def init_voice(app: Flask, config: VoiceConfig) -> tuple[Blueprint, ...]:
+    """Mount the voice webhooks and the prompt recordings on ``app``; the blueprints
+    mounted (Twilio's door: signed requests that carry no cookie and no CSRF token)."""
     config.install(app)
     init_request_sessions(app)
     app.register_blueprint(voice_bp)
     app.register_blueprint(audio_bp)
+    return voice_bp, audio_bp

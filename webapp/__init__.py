@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
     engine = make_engine(settings.database_url)
     app.extensions["hotline.engine"] = engine
     sessions = sessionmaker(engine, expire_on_commit=False)
-    init_voice(
+    twilio_blueprints = init_voice(
         app,
         VoiceConfig(
             auth_token=settings.webhook_auth_token,
@@ -86,8 +86,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
             schedule_dispatch=None if settings.environment == "test" else schedule_dispatch,
         ),
     )
-    # Every blueprint so far is Twilio's door: signed webhooks that carry no CSRF token.
-    init_auth(app, settings, sessions, csrf_exempt=list(app.blueprints.values()))
+    init_auth(app, settings, sessions, csrf_exempt=twilio_blueprints)
     register_staff_pages(app)
 
     @app.get("/healthz")
