@@ -15,6 +15,27 @@ from tickets.models import WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrder
 SYSTEM_ACTOR = "system:ivr"
 
 
+def _received(
+    session: Session, order: WorkOrder, zone: tzinfo, actor: str, reason: str
+) -> WorkOrder:
+    """A new order in the store: its number (from its row id, unique across web nodes)
+    and the first line of its history."""
+    session.add(order)
+    session.flush()
+    order.number = _number_for(order.id, order.created_at, zone)
+    order.history.append(
+        WorkOrderHistory(
+            actor=actor,
+            from_state=None,
+            to_state=WorkOrderState.RECEIVED,
+            reason=reason,
+            at=order.created_at,
+        )
+    )
+    session.flush()
+    return order
+
+
 def _number_for(order_id: int, at: datetime, zone: tzinfo) -> str:
     """Digits only, so a caller can key it: local date + the row id, e.g. 20261127000042."""
     return f"{at.astimezone(zone):%Y%m%d}{order_id:06d}"
@@ -54,19 +75,9 @@ def open_emergency_work_order(
         created_at=now,
         updated_at=now,
     )
-    session.add(order)
-    session.flush()
-    order.number = _number_for(order.id, now, zone)
-    order.history.append(
-        WorkOrderHistory(
-            actor=SYSTEM_ACTOR,
-            from_state=None,
-            to_state=WorkOrderState.RECEIVED,
-            reason=f"caller chose the emergency lane ({line})",
-            at=now,
-        )
+    return _received(
+        session, order, zone, SYSTEM_ACTOR, f"caller chose the emergency lane ({line})"
     )
-    return order
 
 
 def note_emergency_dialed(*, session: Session, call_sid: str, leg_sid: str) -> None:
@@ -193,20 +204,9 @@ def open_call_work_order(
         created_at=now,
         updated_at=now,
     )
-    session.add(order)
-    session.flush()
-    order.number = _number_for(order.id, now, zone)
-    order.history.append(
-        WorkOrderHistory(
-            actor=actor,
-            from_state=None,
-            to_state=WorkOrderState.RECEIVED,
-            reason=f"recorded from the console by {actor} as {actor_role}",
-            at=now,
-        )
+    return _received(
+        session, order, zone, actor, f"recorded from the console by {actor} as {actor_role}"
     )
-    session.flush()
-    return order
 
 
 def list_orders_for_caller(
