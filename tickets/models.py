@@ -1,12 +1,23 @@
 """The ticket store's tables: calls, their event history, work orders, and the staff
-who log in (accounts, roles, call-taker profiles and their state history)."""
+who log in (accounts, roles, call-taker profiles and their state history), callback tasks and
+the duty directory's versions (categories, departments, items and their audit trail)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, false, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tickets.db import Base, JSONDocument, call_sid, e164, str_enum, utc_time, utcnow
@@ -425,3 +436,133 @@ class CallbackTask(Base):
     created_at: Mapped[utc_time] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_callback_tasks_status_queued_at", "status", "queued_at"),)
+
+
+# -- the duty directory (接诉即办职责清单) -------------------------------------------------------
+
+
+class DirectoryLevel(StrEnum):
+    """Who is responsible for an item, and at which level a department sits."""
+
+    CITY = "city"  # 市
+    COUNTY = "county"  # 县区
+    TOWNSHIP = "township"  # 乡镇/街道
+
+
+class DirectoryVersionKind(StrEnum):
+    IMPORT = "import"  # the three CSV files
+    EDIT = "edit"  # one item or department changed on the admin pages
+
+
+class DirectoryVersion(Base):
+    """One complete duty directory: its categories, departments and items are copied into
+    every version and never updated or deleted afterwards, so a work order that refers to
+    an item or department row keeps what it was dispatched by. Exactly one version is
+    current (a partial unique index); ``source`` names the imported files with their
+    SHA-256, ``based_on_id`` the version this one replaced."""
+
+    __tablename__ = "directory_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[DirectoryVersionKind] = mapped_column(str_enum(DirectoryVersionKind, 16))
+    based_on_id: Mapped[int | None] = mapped_column(ForeignKey("directory_versions.id"))
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    source: Mapped[list[dict[str, str]]] = mapped_column(JSONDocument, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    is_current: Mapped[bool] = mapped_column(default=False)
+    category_count: Mapped[int] = mapped_column(Integer)
+    department_count: Mapped[int] = mapped_column(Integer)
+    item_count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "uq_directory_versions_one_current",
+            "is_current",
+            unique=True,
+            sqlite_where=text("is_current"),
+            postgresql_where=text("is_current"),
+        ),
+    )
+
+
+class DirectoryCategory(Base):
+    """A category (大类) of one directory version."""
+
+    __tablename__ = "directory_categories"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("directory_versions.id"))
+    code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (UniqueConstraint("version_id", "code"),)
+
+
+class DirectoryDepartment(Base):
+    """A department of one directory version: where items resolve to, and whom the SMS
+    reminders reach (``sms_contact_number``, the liaison's mobile)."""
+
+    __tablename__ = "directory_departments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("directory_versions.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[DirectoryLevel] = mapped_column(str_enum(DirectoryLevel, 16))
+    county: Mapped[str | None] = mapped_column(String(50))  # None at city level
+    role: Mapped[str] = mapped_column(String(50))
+    phone_number: Mapped[e164]
+    sms_contact_number: Mapped[e164]
+
+    __table_args__ = (
+        UniqueConstraint("version_id", "code"),
+        Index("ix_directory_departments_version_id_role", "version_id", "role"),
+    )
+
+
+class DirectoryItem(Base):
+    """A responsibility item (职责事项) of one directory version. ``keywords`` are kept as
+    in the CSV, separated by ``|`` (searchable with LIKE on every database)."""
+
+    __tablename__ = "directory_items"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("directory_versions.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("directory_categories.id"), index=True)
+    code: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[DirectoryLevel] = mapped_column(str_enum(DirectoryLevel, 16))
+    role: Mapped[str] = mapped_column(String(50))
+    sla_days: Mapped[int] = mapped_column(Integer)
+    is_urgent: Mapped[bool] = mapped_column(default=False)
+
+    category: Mapped[DirectoryCategory] = relationship(lazy="joined", viewonly=True)
+
+    __table_args__ = (UniqueConstraint("version_id", "code"),)
+
+    @property
+    def keyword_list(self) -> list[str]:
+        return [word for word in self.keywords.split("|") if word]
+
+
+class DirectoryChange(Base):
+    """Append-only audit: what a new directory version changed against the one it replaced,
+    one row per category, department or item added, changed or dropped, with the changed
+    fields as ``{field: [before, after]}``. Who and when are the version's too."""
+
+    __tablename__ = "directory_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("directory_versions.id"), index=True)
+    at: Mapped[utc_time] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str] = mapped_column(String(16))  # category, department or item
+    code: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(16))  # added, changed or removed
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+    __table_args__ = (Index("ix_directory_changes_entity_code", "entity", "code"),)

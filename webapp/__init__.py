@@ -15,6 +15,7 @@ from ivr.config import VoiceConfig
 from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
 from tickets.db import make_engine
 from webapp.auth import init_auth
+from webapp.directory import register_directory_pages
 from webapp.settings import Settings, load_settings
 from webapp.staff import register_staff_pages
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
     )
     init_auth(app, settings, sessions, csrf_exempt=twilio_blueprints)
     register_staff_pages(app)
+    register_directory_pages(app)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -17,6 +17,7 @@ from ivr.simulator import make_simulator, run_cli
 from ivr.simulator_phones import Phone, SimulatedPhones
 from webapp import create_app
 from webapp.demo import seed_demo_data
+from webapp.directory.cli import directory_group
 from webapp.drainer import drain_all, run_drainer
 from webapp.settings import Settings, SettingsError
 from webapp.staff.cli import staff_group
@@ -46,6 +47,7 @@ def main() -> None:
 
 
 main.add_command(staff_group)
+main.add_command(directory_group)
 
 
 @main.command("migrate")
@@ -64,7 +66,7 @@ def migrate_command() -> None:
 @main.command("seed")
 @with_appcontext
 def seed_command() -> None:
-    """Add the demo work orders (idempotent)."""
+    """Add the demo work orders, staff and duty directory (idempotent)."""
     for line in seed_demo_data(
         current_app.extensions["hotline.engine"], current_app.config["HOTLINE_SETTINGS"]
     ):

@@ -1,5 +1,5 @@
-"""Demo data for ``make run``: work orders a simulated caller can ask about, and staff
-to log in as (development only: never in production)."""
+"""Demo data for ``make run``: work orders a simulated caller can ask about, staff
+to log in as (development only: never in production) and the sample duty directory."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from tickets import directory as directory_store
 from tickets import staff as staff_store
 from tickets.db import utcnow
+from tickets.directory_import import FILES
 from tickets.models import Role, WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
 from tickets.staff import StaffDetails
+from webapp.directory import DEMO_DIRECTORY
 from webapp.settings import Settings
 
 DEMO_CALLER = "+8613800000001"
@@ -118,3 +121,30 @@ def seed_demo_data(engine: Engine, settings: Settings) -> Iterator[str]:
             session.add(order)
             yield f"demo order {number} ({state.value}) for {DEMO_CALLER}"
     yield from seed_demo_staff(engine, settings)
+    yield from seed_demo_directory(engine, settings)
+
+
+def seed_demo_directory(engine: Engine, settings: Settings) -> Iterator[str]:
+    """The sample duty directory (routing/data/directory), unless a directory is there.
+    Never in production: its numbers and items are invented."""
+    if settings.is_production:
+        yield "production: the sample duty directory is not imported (hotline directory import)"
+        return
+    with Session(engine) as session, session.begin():
+        current = directory_store.find_current_version(session=session)
+        if current is not None:
+            yield f"duty directory already there (version {current.id})"
+            return
+        if not all((DEMO_DIRECTORY / name).is_file() for name in FILES):
+            yield f"demo duty directory not found in {DEMO_DIRECTORY}: not imported"
+            return
+        version = directory_store.import_directory(
+            {name: (DEMO_DIRECTORY / name).read_bytes() for name in FILES},
+            session=session,
+            actor="system:demo",
+            note="demo data",
+        )
+        yield (
+            f"demo duty directory: version {version.id}, {version.item_count} items,"
+            f" {version.department_count} departments"
+        )
