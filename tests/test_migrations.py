@@ -146,6 +146,38 @@ def test_every_migration_goes_down_and_up_again_one_step_at_a_time(
 # -- (c) every migration says what it does -----------------------------------------------
 
 
+def test_upgrading_a_database_with_work_orders_keeps_them(
+    engine: Engine, config: Config, schema_restored: None
+) -> None:
+    """Batch mode rebuilds SQLite tables: rows that point at them must survive (issue seen
+    on a development database: 'FOREIGN KEY constraint failed')."""
+    command.downgrade(config, "9bb69356e8b6")  # the staff tables: before work-order changes
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO work_orders (number, kind, state, is_urgent, summary, created_at,"
+                " updated_at) VALUES ('20261127000001', 'consultation', 'received', false,"
+                " 'kept', '2026-11-27 00:00:00', '2026-11-27 00:00:00')"
+            )
+        )
+        order_id = connection.execute(text("SELECT id FROM work_orders")).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO work_order_history (work_order_id, actor, to_state, reason, at)"
+                " VALUES (:id, 'test', 'received', 'kept', '2026-11-27 00:00:00')"
+            ),
+            {"id": order_id},
+        )
+
+    command.upgrade(config, "head")
+
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT summary FROM work_orders")).scalar_one() == "kept"
+        history = connection.execute(text("SELECT work_order_id FROM work_order_history"))
+        assert history.scalar_one() == order_id
+    assert current_revision(engine) == ScriptDirectory.from_config(config).get_current_head()
+
+
 def test_there_are_migration_files() -> None:
     assert MIGRATION_FILES
 
