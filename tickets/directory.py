@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -109,13 +109,8 @@ def search_items(
     ``category`` (its code) and at ``level`` when given; by code."""
     statement = select(DirectoryItem).where(DirectoryItem.version_id == version.id)
     if query.strip():
-        pattern = f"%{_escaped(query.strip())}%"
         statement = statement.where(
-            or_(
-                DirectoryItem.code.ilike(pattern, escape="\\"),
-                DirectoryItem.title.ilike(pattern, escape="\\"),
-                DirectoryItem.keywords.ilike(pattern, escape="\\"),
-            )
+            _containing(query, DirectoryItem.code, DirectoryItem.title, DirectoryItem.keywords)
         )
     if category:
         statement = statement.join(DirectoryItem.category).where(DirectoryCategory.code == category)
@@ -135,12 +130,9 @@ def search_departments(
     """The version's departments whose code, name or role contain ``query``; by code."""
     statement = select(DirectoryDepartment).where(DirectoryDepartment.version_id == version.id)
     if query.strip():
-        pattern = f"%{_escaped(query.strip())}%"
         statement = statement.where(
-            or_(
-                DirectoryDepartment.code.ilike(pattern, escape="\\"),
-                DirectoryDepartment.name.ilike(pattern, escape="\\"),
-                DirectoryDepartment.role.ilike(pattern, escape="\\"),
+            _containing(
+                query, DirectoryDepartment.code, DirectoryDepartment.name, DirectoryDepartment.role
             )
         )
     if level is not None:
@@ -577,6 +569,12 @@ def _plain(record: CategoryRecord | DepartmentRecord | ItemRecord) -> dict[str, 
         elif isinstance(value, tuple):
             values[key] = "|".join(value)
     return values
+
+
+def _containing(query: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of ``columns`` contains ``query`` (any case; LIKE's wildcards taken literally)."""
+    pattern = f"%{_escaped(query.strip())}%"
+    return or_(*(column.ilike(pattern, escape="\\") for column in columns))
 
 
 def _escaped(text: str) -> str:

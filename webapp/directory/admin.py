@@ -4,6 +4,9 @@ on every route; every form carries a CSRF token."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -140,24 +143,9 @@ def edit_item(code: str) -> ResponseReturnValue:
     else:
         form = ItemForm()
         form.code = code
-        if form.validate():
-            try:
-                new = directory_store.edit_item(
-                    code,
-                    form.values(),
-                    based_on=_based_on(form),
-                    session=db,
-                    actor=current_user.actor,
-                    note=form.note.data or "",
-                )
-            except DirectoryInvalid as error:
-                db.rollback()
-                form.show_problems(error.problems)
-            except directory_store.DirectoryChanged as error:
-                db.rollback()
-                form.form_errors.append(str(error))
-            else:
-                return _saved(new, f"item {code}")
+        saved = _submit_edit(form, directory_store.edit_item, code, "item")
+        if saved is not None:
+            return saved
     return render_template(
         "directory/item_edit.html",
         item=item,
@@ -204,24 +192,9 @@ def edit_department(code: str) -> ResponseReturnValue:
     else:
         form = DepartmentForm()
         form.code = code
-        if form.validate():
-            try:
-                new = directory_store.edit_department(
-                    code,
-                    form.values(),
-                    based_on=_based_on(form),
-                    session=db,
-                    actor=current_user.actor,
-                    note=form.note.data or "",
-                )
-            except DirectoryInvalid as error:
-                db.rollback()
-                form.show_problems(error.problems)
-            except directory_store.DirectoryChanged as error:
-                db.rollback()
-                form.form_errors.append(str(error))
-            else:
-                return _saved(new, f"department {code}")
+        saved = _submit_edit(form, directory_store.edit_department, code, "department")
+        if saved is not None:
+            return saved
     return render_template(
         "directory/department_edit.html",
         department=department,
@@ -229,6 +202,33 @@ def edit_department(code: str) -> ResponseReturnValue:
         form=form,
         changes=directory_store.changes_of("department", code, session=db),
     ), (400 if request.method == "POST" else 200)
+
+
+def _submit_edit(
+    form: ItemForm | DepartmentForm, edit: Callable[..., Any], code: str, what: str
+) -> ResponseReturnValue | None:
+    """Save an edited item or department as a new version; None: the form shows why not."""
+    if not form.validate():
+        return None
+    db = db_session()
+    try:
+        new = edit(
+            code,
+            form.values(),
+            based_on=_based_on(form),
+            session=db,
+            actor=current_user.actor,
+            note=form.note.data or "",
+        )
+    except DirectoryInvalid as error:
+        db.rollback()
+        form.show_problems(error.problems)
+    except directory_store.DirectoryChanged as error:
+        db.rollback()
+        form.form_errors.append(str(error))
+    else:
+        return _saved(new, f"{what} {code}")
+    return None
 
 
 def _based_on(form: ItemForm | DepartmentForm) -> int:
