@@ -122,7 +122,7 @@ def conference_twiml(
     return str(response)
 
 
-def _scrub(text: str) -> str:
+def scrub_numbers(text: str) -> str:
     """Mask phone numbers that Twilio echoes in error messages (e.g. 21211)."""
     return _PHONE_LIKE.sub(lambda match: mask_number(match.group()), text)
 
@@ -136,7 +136,7 @@ def _from_twilio(
     # twilio-python puts the HTTP status into ``code`` when the body has no Twilio code.
     code = exc.code if isinstance(exc.code, int) and exc.code >= 10000 else None
     detail = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
-    message = _scrub(f"{operation} failed: HTTP {status}, code {code}: {detail}")
+    message = scrub_numbers(f"{operation} failed: HTTP {status}, code {code}: {detail}")
     if code == _NOT_FOUND_CODE or status == 404:
         return not_found(message, code=code, status=status)
     if code == _TOO_MANY_REQUESTS_CODE or status == 429 or (status is not None and status >= 500):
@@ -160,7 +160,7 @@ def _translated_errors(
     except json.JSONDecodeError as exc:  # a 2xx that is not JSON (proxy page, wrong base URL)
         raise GatewayError(f"{operation} failed: response is not JSON") from exc
     except TwilioException as exc:
-        raise GatewayError(_scrub(f"{operation} failed: {exc}")) from None
+        raise GatewayError(scrub_numbers(f"{operation} failed: {exc}")) from None
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -181,14 +181,51 @@ class BaseUrlHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
+def quiet_twilio_http_logging() -> None:
+    """twilio's HTTP client logs request URLs and query parameters (numbers) at INFO."""
+    twilio_http_log = logging.getLogger(TWILIO_HTTP_LOGGER)
+    if twilio_http_log.getEffectiveLevel() < logging.WARNING:
+        twilio_http_log.setLevel(logging.WARNING)
+
+
+def twilio_client(
+    *,
+    account_sid: str,
+    auth_token: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    api_base_url: str = TWILIO_API_BASE_URL,
+    timeout_seconds: float = 10.0,
+    http_client: TwilioHttpClient | None = None,
+) -> Client:
+    """Authenticate with an API key + secret when given, else the account's auth token.
+
+    ``http_client`` replaces the default one; ``api_base_url`` and ``timeout_seconds``
+    are then that client's business.
+    """
+    if http_client is None:
+        http_client = BaseUrlHttpClient(api_base_url, timeout=timeout_seconds)
+    if api_key or api_secret:
+        if not (api_key and api_secret):
+            raise ValueError("api_key and api_secret must be given together")
+        client = Client(api_key, api_secret, account_sid, http_client=http_client)
+    elif auth_token:
+        client = Client(account_sid, auth_token, http_client=http_client)
+    else:
+        raise ValueError("Twilio credentials missing: give auth_token or api_key+api_secret")
+    if api_base_url.rstrip("/") != TWILIO_API_BASE_URL:
+        # TWILIO_EDGE/TWILIO_REGION would rename the host and defeat the base URL rewrite.
+        client.edge = None
+        client.region = None
+    return client
+
+
 class TwilioGateway(TwilioConferenceOperations):
     """The production :class:`CallGateway`. Create once and share; it pools connections."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        twilio_http_log = logging.getLogger(TWILIO_HTTP_LOGGER)
-        if twilio_http_log.getEffectiveLevel() < logging.WARNING:
-            twilio_http_log.setLevel(logging.WARNING)
+        quiet_twilio_http_logging()
 
     @classmethod
     def from_settings(
@@ -202,26 +239,18 @@ class TwilioGateway(TwilioConferenceOperations):
         timeout_seconds: float = 10.0,
         http_client: TwilioHttpClient | None = None,
     ) -> TwilioGateway:
-        """Authenticate with an API key + secret when given, else the account's auth token.
-
-        ``http_client`` replaces the default one; ``api_base_url`` and ``timeout_seconds``
-        are then that client's business.
-        """
-        if http_client is None:
-            http_client = BaseUrlHttpClient(api_base_url, timeout=timeout_seconds)
-        if api_key or api_secret:
-            if not (api_key and api_secret):
-                raise ValueError("api_key and api_secret must be given together")
-            client = Client(api_key, api_secret, account_sid, http_client=http_client)
-        elif auth_token:
-            client = Client(account_sid, auth_token, http_client=http_client)
-        else:
-            raise ValueError("Twilio credentials missing: give auth_token or api_key+api_secret")
-        if api_base_url.rstrip("/") != TWILIO_API_BASE_URL:
-            # TWILIO_EDGE/TWILIO_REGION would rename the host and defeat the base URL rewrite.
-            client.edge = None
-            client.region = None
-        return cls(client)
+        """A gateway on :func:`twilio_client` (see there for the arguments)."""
+        return cls(
+            twilio_client(
+                account_sid=account_sid,
+                auth_token=auth_token,
+                api_key=api_key,
+                api_secret=api_secret,
+                api_base_url=api_base_url,
+                timeout_seconds=timeout_seconds,
+                http_client=http_client,
+            )
+        )
 
     @property
     def client(self) -> Client:

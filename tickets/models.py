@@ -5,7 +5,7 @@ the duty directory's versions (categories, departments, items and their audit tr
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -154,10 +155,28 @@ class WorkOrderState(StrEnum):
     ANSWERED = "answered"
     CALLBACK = "callback"
     CLOSED = "closed"
+    OBJECTED = "objected"  # the department objected (退单): a reviewer decides
+
+
+class ClosedHow(StrEnum):
+    """How an order came to be closed."""
+
+    ON_THE_SPOT = "on_the_spot"  # 直接答复: answered during the call
+    AFTER_CALLBACK = "after_callback"  # the citizen's survey, or a reviewer, closed it
+    EXPLAINED = "explained"  # dissatisfied, but about what the law allows (objective)
 
 
 class WorkOrder(Base):
-    """A citizen's request. The full lifecycle arrives with the work-order issue."""
+    """A citizen's request and where it stands (``tickets.lifecycle`` says which moves are
+    legal; ``tickets.order_flow`` makes them, each with a history row).
+
+    Dispatch points at the directory version's rows (``directory_item_id``,
+    ``department_id``), which are never rewritten, and copies the department's stable
+    ``department_code`` (a liaison sees the orders of their code). The three clocks run
+    from the latest dispatch: ``signoff_due_at`` (签收), ``contact_due_at`` (响应) and
+    ``due_at`` (办结, moved by an approved extension). ``row_version`` makes two staff who
+    act on the same order at once fail cleanly instead of overwriting each other.
+    """
 
     __tablename__ = "work_orders"
 
@@ -178,6 +197,27 @@ class WorkOrder(Base):
     is_confidential: Mapped[bool] = mapped_column(default=False, server_default=false())
     handling_department: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[utc_time | None]
+    notify_by_sms: Mapped[bool] = mapped_column(default=True, server_default=true())
+    directory_version_id: Mapped[int | None] = mapped_column(ForeignKey("directory_versions.id"))
+    directory_item_id: Mapped[int | None] = mapped_column(ForeignKey("directory_items.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("directory_departments.id"))
+    department_code: Mapped[str | None] = mapped_column(String(40), index=True)
+    dispatch_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dispatched_at: Mapped[utc_time | None]
+    accepted_at: Mapped[utc_time | None]
+    contacted_at: Mapped[utc_time | None]
+    answered_at: Mapped[utc_time | None]
+    closed_at: Mapped[utc_time | None]
+    closed_how: Mapped[ClosedHow | None] = mapped_column(str_enum(ClosedHow, 20))
+    signoff_due_at: Mapped[utc_time | None]
+    contact_due_at: Mapped[utc_time | None]
+    # When the earliest running clock escalates to the floor manager (督办); the worker's
+    # sweep reads it, and it is planned again whenever a clock stops or moves.
+    escalation_due_at: Mapped[utc_time | None] = mapped_column(index=True)
+    outcome: Mapped[str] = mapped_column(Text, default="", server_default="")
+    is_supervised: Mapped[bool] = mapped_column(default=False, server_default=false())
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    row_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     emergency_line: Mapped[str | None] = mapped_column(String(16))
     emergency_number: Mapped[e164 | None]
     emergency_leg_sid: Mapped[str | None] = mapped_column(String(34))
@@ -190,10 +230,18 @@ class WorkOrder(Base):
     history: Mapped[list[WorkOrderHistory]] = relationship(
         back_populates="work_order", order_by="WorkOrderHistory.id"
     )
+    directory_item: Mapped[DirectoryItem | None] = relationship(viewonly=True)
+    department: Mapped[DirectoryDepartment | None] = relationship(viewonly=True)
+
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": row_version}
+    __table_args__ = (Index("ix_work_orders_state_department_code", "state", "department_code"),)
 
 
 class WorkOrderHistory(Base):
-    """Who moved an order, when, from which state to which, and why."""
+    """Append-only: who moved an order (``actor``, in which ``role``), when, by which
+    ``action`` (``tickets.lifecycle.Action``), from which state to which, and why.
+    Side paths that keep the state (progress, reminder, extension) have ``from == to``;
+    ``details`` hold what the action carried (department, objection, new due date)."""
 
     __tablename__ = "work_order_history"
 
@@ -201,11 +249,207 @@ class WorkOrderHistory(Base):
     work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
     at: Mapped[utc_time] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(80))
+    actor_role: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    action: Mapped[str] = mapped_column(String(24), default="receive", server_default="receive")
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
     work_order: Mapped[WorkOrder] = relationship(back_populates="history")
+
+
+class WorkOrderDispatch(Base):
+    """Append-only: each time an order was sent to a department, by what directory row,
+    whether the call-taker took one of the recommender's top three (``recommended_rank``,
+    1-3, None when picked by hand), and how that dispatch ended (``ended_how``:
+    ``objection-upheld``, ``reopened``...). Dispatch accuracy and the learning examples
+    are read from here."""
+
+    __tablename__ = "work_order_dispatches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)  # 1 for the first dispatch
+    directory_version_id: Mapped[int] = mapped_column(ForeignKey("directory_versions.id"))
+    directory_item_id: Mapped[int | None] = mapped_column(ForeignKey("directory_items.id"))
+    item_code: Mapped[str | None] = mapped_column(String(20))
+    department_id: Mapped[int] = mapped_column(ForeignKey("directory_departments.id"))
+    department_code: Mapped[str] = mapped_column(String(40))
+    dispatched_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    dispatched_by: Mapped[str] = mapped_column(String(80))
+    recommended_rank: Mapped[int | None] = mapped_column(Integer)
+    recommended: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
+    ended_at: Mapped[utc_time | None]
+    ended_how: Mapped[str | None] = mapped_column(String(24))
+
+    __table_args__ = (UniqueConstraint("work_order_id", "sequence"),)
+
+
+class ObjectionStatus(StrEnum):
+    PENDING = "pending"
+    UPHELD = "upheld"  # not the department's: re-dispatched
+    REJECTED = "rejected"  # the department's after all: back to it, clock running
+
+
+class ObjectionReason(StrEnum):
+    """The reason codes a department gives when it objects (退单)."""
+
+    NOT_OUR_DUTY = "not_our_duty"  # 不属于本单位职责
+    WRONG_AREA = "wrong_area"  # 不在本辖区
+    ALREADY_HANDLED = "already_handled"  # 已办理/重复诉求
+    NEEDS_OTHER_CHANNEL = "needs_other_channel"  # 应通过诉讼、仲裁等途径解决
+    INSUFFICIENT_INFORMATION = "insufficient_information"  # 信息不全，无法办理
+    OTHER = "other"
+
+
+class Objection(Base):
+    """A department's objection (退单) and the reviewer's decision on it. ``suggested``
+    are the alternatives the recommender offered at the time (item and department codes
+    with names), ``state_before`` where a rejected objection sends the order back."""
+
+    __tablename__ = "objections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    dispatch_id: Mapped[int] = mapped_column(ForeignKey("work_order_dispatches.id"))
+    department_code: Mapped[str] = mapped_column(String(40))
+    reason_code: Mapped[ObjectionReason] = mapped_column(str_enum(ObjectionReason, 32))
+    text: Mapped[str] = mapped_column(Text)
+    raised_by: Mapped[str] = mapped_column(String(80))
+    raised_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    state_before: Mapped[WorkOrderState] = mapped_column(str_enum(WorkOrderState))
+    suggested: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
+    status: Mapped[ObjectionStatus] = mapped_column(
+        str_enum(ObjectionStatus, 16), default=ObjectionStatus.PENDING
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[utc_time | None]
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    redispatch_id: Mapped[int | None] = mapped_column(ForeignKey("work_order_dispatches.id"))
+
+    work_order: Mapped[WorkOrder] = relationship(viewonly=True)
+
+    __table_args__ = (Index("ix_objections_status_raised_at", "status", "raised_at"),)
+
+
+class ExtensionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class ExtensionRequest(Base):
+    """A department's request for more time (延期) and its decision; an approved one
+    moves the resolution due date from ``due_before`` to ``due_after``."""
+
+    __tablename__ = "extension_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    department_code: Mapped[str] = mapped_column(String(40))
+    working_days: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(80))
+    requested_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    status: Mapped[ExtensionStatus] = mapped_column(
+        str_enum(ExtensionStatus, 16), default=ExtensionStatus.PENDING
+    )
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[utc_time | None]
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    due_before: Mapped[utc_time | None]
+    due_after: Mapped[utc_time | None]
+
+    work_order: Mapped[WorkOrder] = relationship(viewonly=True)
+
+    __table_args__ = (Index("ix_extension_requests_status", "status", "requested_at"),)
+
+
+# -- the SMS outbox ---------------------------------------------------------------------------
+
+
+class SmsPurpose(StrEnum):
+    ORDER_OPENED = "order_opened"  # to the citizen: the order's number
+    REMINDER = "reminder"  # 催办: to the department's contact before a deadline
+    OVERDUE = "overdue"  # 超期催办: to the department's contact after it
+    ESCALATION = "escalation"  # 督办: the overdue order goes to the floor manager
+
+
+class SmsStatus(StrEnum):
+    PENDING = "pending"  # waiting for ``due_at`` / ``next_attempt_at``
+    SENDING = "sending"  # a worker holds the lease; after a crash: reconcile, then resend
+    SENT = "sent"  # the provider accepted it (``provider_id``)
+    CANCELLED = "cancelled"  # no longer needed (the deadline was met or moved)
+    OPTED_OUT = "opted_out"  # the number replied STOP (Twilio 21610): never again
+    INVALID = "invalid"  # not a number that takes SMS (Twilio 21211)
+    FAILED = "failed"  # gave up after the attempts, or rejected by the provider
+
+
+class SmsMessage(Base):
+    """One SMS to send, as a scheduled row: whoever sends it first claims it with a lease
+    (``lease_owner``, ``lease_until``), so two workers never send it twice; a row left
+    ``sending`` by a crash is reconciled with the provider before it is sent again.
+    ``dedupe_key`` makes scheduling idempotent (e.g. ``reminder:42:signoff:before:<due>``)."""
+
+    __tablename__ = "sms_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    purpose: Mapped[SmsPurpose] = mapped_column(str_enum(SmsPurpose, 16))
+    work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_orders.id"), index=True)
+    to_number: Mapped[e164]
+    body: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[utc_time]
+    status: Mapped[SmsStatus] = mapped_column(str_enum(SmsStatus, 16), default=SmsStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[utc_time]
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[utc_time | None]
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    provider_status: Mapped[str | None] = mapped_column(String(24))
+    sent_at: Mapped[utc_time | None]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_sms_messages_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+class ContactPreference(Base):
+    """What a phone number allows: a citizen who asked not to be texted or called again,
+    a number that opted out at the provider (STOP), or one that is not valid. One row per
+    number, changed in place; ``reason`` and ``updated_by`` say the latest why."""
+
+    __tablename__ = "contact_preferences"
+
+    number: Mapped[e164] = mapped_column(primary_key=True)
+    no_sms: Mapped[bool] = mapped_column(default=False)  # the citizen asked: no texts
+    no_calls: Mapped[bool] = mapped_column(default=False)  # do not call again (surveys)
+    invalid: Mapped[bool] = mapped_column(default=False)  # the provider: not a valid number
+    opted_out_sms: Mapped[bool] = mapped_column(default=False)  # replied STOP (21610)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ApiClient(Base):
+    """A system that calls the JSON API (a department's or the provincial platform's),
+    with the SHA-256 of its bearer token. ``department_code`` limits it to that
+    department's orders; None reads every order. Deactivated, never deleted."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    department_code: Mapped[str | None] = mapped_column(String(40))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    last_used_at: Mapped[utc_time | None]
 
 
 # -- staff and call-takers ----------------------------------------------------------------
@@ -254,6 +498,8 @@ class Staff(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Part of every login session; a new one (new password, deactivation) ends them all.
     session_token: Mapped[str] = mapped_column(String(32))
+    # A department liaison's department (its directory code, stable across versions).
+    department_code: Mapped[str | None] = mapped_column(String(40))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[utc_time] = mapped_column(default=utcnow)
     updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -44,6 +44,7 @@ SYSTEM = "system"
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 CLIENT_IDENTITY = re.compile(r"^[A-Za-z0-9_]{1,120}$")  # what Twilio Client accepts
+DEPARTMENT_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,39}$")  # a directory code, e.g. D-CGQ-ZJJ
 
 S = CallTakerState
 # Who may move a call-taker where. The console offers available, away and offline; the
@@ -106,6 +107,7 @@ class StaffDetails:
     phone_number: str | None = None
     client_identity: str | None = None
     is_active: bool = True
+    department_code: str | None = None  # a liaison's department (directory code)
 
     def checked(self) -> StaffDetails:
         """The details normalised (E.164, known values in a stable order); InvalidStaff."""
@@ -136,6 +138,11 @@ class StaffDetails:
             reachable = phone or identity or {"phone_number", "client_identity"} & errors.keys()
             if not reachable:
                 errors["phone_number"] = "a call-taker needs a phone number or a browser identity"
+        department = (self.department_code or "").strip().upper() or None
+        if department is not None and not DEPARTMENT_CODE.match(department):
+            errors["department_code"] = "a department code of the duty directory, e.g. D-CGQ-ZJJ"
+        if Role.DEPARTMENT_LIAISON in self.roles and department is None:
+            errors["department_code"] = "a department liaison needs their department's code"
         if errors:
             raise InvalidStaff(errors)
         return StaffDetails(
@@ -146,6 +153,7 @@ class StaffDetails:
             phone_number=phone,
             client_identity=identity,
             is_active=self.is_active,
+            department_code=department,
         )
 
 
@@ -331,6 +339,7 @@ def details_of(staff: Staff) -> StaffDetails:
         phone_number=profile.phone_number if profile else None,
         client_identity=profile.client_identity if profile else None,
         is_active=staff.is_active,
+        department_code=staff.department_code,
     )
 
 
@@ -348,6 +357,8 @@ def describe(details: StaffDetails) -> str:
         parts.append(f"phone {details.phone_number}")
     if details.client_identity:
         parts.append(f"client {details.client_identity}")
+    if details.department_code:
+        parts.append(f"department {details.department_code}")
     return "; ".join(parts)
 
 
@@ -399,6 +410,7 @@ def _last_administrator(staff: Staff, *, session: Session) -> dict[str, str]:
 def _apply(
     staff: Staff, details: StaffDetails, *, session: Session, actor: str, now: datetime
 ) -> None:
+    staff.department_code = details.department_code
     held = {grant.role: grant for grant in staff.roles}
     for role in details.roles - held.keys():
         staff.roles.append(StaffRole(role=role, granted_at=now, granted_by=actor))

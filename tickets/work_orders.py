@@ -9,14 +9,27 @@ from datetime import datetime, tzinfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tickets import sms_outbox
 from tickets.db import utcnow
-from tickets.models import WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
+from tickets.lifecycle import SYSTEM
+from tickets.models import (
+    SmsPurpose,
+    WorkOrder,
+    WorkOrderHistory,
+    WorkOrderKind,
+    WorkOrderState,
+)
 
 SYSTEM_ACTOR = "system:ivr"
 
 
 def _received(
-    session: Session, order: WorkOrder, zone: tzinfo, actor: str, reason: str
+    session: Session,
+    order: WorkOrder,
+    zone: tzinfo,
+    actor: str,
+    reason: str,
+    actor_role: str = SYSTEM,
 ) -> WorkOrder:
     """A new order in the store: its number (from its row id, unique across web nodes)
     and the first line of its history."""
@@ -26,6 +39,8 @@ def _received(
     order.history.append(
         WorkOrderHistory(
             actor=actor,
+            actor_role=actor_role,
+            action="receive",
             from_state=None,
             to_state=WorkOrderState.RECEIVED,
             reason=reason,
@@ -166,6 +181,7 @@ class CallRecord:
     district: str = ""
     street: str = ""
     is_confidential: bool = False
+    notify_by_sms: bool = True  # the citizen gets the order's number by SMS
 
 
 def open_call_work_order(
@@ -201,11 +217,38 @@ def open_call_work_order(
         district=record.district.strip() or None,
         street=record.street.strip() or None,
         is_confidential=record.is_confidential,
+        notify_by_sms=record.notify_by_sms,
         created_at=now,
         updated_at=now,
     )
-    return _received(
-        session, order, zone, actor, f"recorded from the console by {actor} as {actor_role}"
+    _received(
+        session,
+        order,
+        zone,
+        actor,
+        f"recorded from the console by {actor} as {actor_role}",
+        actor_role,
+    )
+    _text_the_number(order, session=session)
+    return order
+
+
+def _text_the_number(order: WorkOrder, *, session: Session) -> None:
+    """The citizen's SMS with the order's number (not when they asked not to be texted,
+    nor to a number that may not be texted)."""
+    if not order.notify_by_sms or not order.caller_number:
+        return
+    sms_outbox.schedule(
+        session=session,
+        dedupe_key=f"order-opened:{order.id}",
+        purpose=SmsPurpose.ORDER_OPENED,
+        to_number=order.caller_number,
+        body=(
+            f"【12345热线】您的诉求已受理，工单号{order.number}。"
+            "查询进度请拨打12345，按提示输入工单号。"
+        ),
+        due_at=order.created_at,
+        work_order_id=order.id,
     )
 
 

@@ -14,10 +14,15 @@ from ivr import init_voice
 from ivr.config import VoiceConfig
 from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
 from tickets.db import make_engine
+from webapp.api import register_api
 from webapp.auth import init_auth
 from webapp.directory import register_directory_pages
+from webapp.dispatching import RecommenderService
+from webapp.orders import register_order_pages
+from webapp.portal import register_portal_pages
 from webapp.settings import Settings, load_settings
 from webapp.staff import register_staff_pages
+from webapp.staff.work_order_dispatch import SERVICE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +93,12 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
         ),
     )
     init_auth(app, settings, sessions, csrf_exempt=twilio_blueprints)
+    app.extensions[SERVICE_KEY] = RecommenderService(sessions)
     register_staff_pages(app)
     register_directory_pages(app)
+    register_order_pages(app)
+    register_portal_pages(app)
+    register_api(app)
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -61,6 +61,7 @@ class StaffUser:
     display_name: str
     roles: frozenset[Role]
     session_token: str
+    department_code: str | None = None  # a liaison's department
 
     is_authenticated = True
     is_active = True
@@ -69,7 +70,12 @@ class StaffUser:
     @classmethod
     def of(cls, staff: Staff) -> StaffUser:
         return cls(
-            staff.id, staff.username, staff.display_name, staff.role_set, staff.session_token
+            staff.id,
+            staff.username,
+            staff.display_name,
+            staff.role_set,
+            staff.session_token,
+            staff.department_code,
         )
 
     def get_id(self) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callflows.front_door import FrontDoorMode
+from tickets.calendar import parse_office_hours
 from tickets.phones import to_e164
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -67,6 +68,15 @@ class Settings:
     ring_timeout_seconds: int = 20  # a call-taker's ring, then the next call-taker
     language_wait_seconds: int = 60  # a caller waits this long for a busy speaker
     callback_offer_after_seconds: int = 120  # then the queue's callback offer (0: never)
+    # Work orders: the clocks' limits and calendar (empty: the files shipped in tickets/data)
+    clock_limits_file: str = ""
+    calendar_overrides_file: str = ""
+    office_hours: str = ""  # e.g. "09:00-12:00,13:30-17:30"; empty: the calendar's default
+    # SMS: "twilio" sends through Twilio's Messages API, "console" logs them (development)
+    sms_sender: str = "console"
+    sms_from_number: str = ""  # TWILIO_SMS_FROM: the sender number, or
+    sms_messaging_service_sid: str = ""  # TWILIO_MESSAGING_SERVICE_SID
+    floor_manager_sms_number: str = ""  # who gets the escalations (督办) by SMS
 
     @property
     def is_production(self) -> bool:
@@ -128,6 +138,13 @@ def _whole_number(env: Mapping[str, str], name: str, default: int, low: int, hig
     return value
 
 
+def _existing_file(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not Path(raw).is_file():
+        raise SettingsError(f"{name} names no file: {raw!r}")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the settings; raises SettingsError naming the bad variable."""
     env = os.environ if env is None else env
@@ -181,6 +198,38 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         env, "CALLBACK_OFFER_AFTER_SECONDS", Settings.callback_offer_after_seconds, 0, 3600
     )
 
+    limits_file = _existing_file(env, "CLOCK_LIMITS_FILE")
+    overrides_file = _existing_file(env, "CALENDAR_OVERRIDES_FILE")
+    office_hours = env.get("OFFICE_HOURS", "").strip()
+    if office_hours:
+        try:
+            parse_office_hours(office_hours)
+        except ValueError as error:
+            raise SettingsError(f"OFFICE_HOURS: {error}") from error
+    sms_from = env.get("TWILIO_SMS_FROM", "").strip()
+    messaging_service = env.get("TWILIO_MESSAGING_SERVICE_SID", "").strip()
+    if sms_from or (production and not messaging_service):
+        sms_from = _number(env, "TWILIO_SMS_FROM", sms_from, production=production)
+    if messaging_service and not (
+        messaging_service.startswith("MG") and len(messaging_service) == 34
+    ):
+        raise SettingsError("TWILIO_MESSAGING_SERVICE_SID must look like MG and 32 characters")
+    sms_sender = _choice(
+        env,
+        "SMS_SENDER",
+        "twilio" if gateway == "twilio" and (sms_from or messaging_service) else "console",
+        ("twilio", "console"),
+    )
+    if production and sms_sender != "twilio":
+        raise SettingsError("SMS_SENDER must be twilio when HOTLINE_ENV=production")
+    if sms_sender == "twilio" and not account_sid:
+        raise SettingsError("SMS_SENDER=twilio needs TWILIO_ACCOUNT_SID")
+    if sms_sender == "twilio" and not (sms_from or messaging_service):
+        raise SettingsError("SMS_SENDER=twilio needs a sender: set TWILIO_SMS_FROM")
+    floor_manager_sms = env.get("FLOOR_MANAGER_SMS_NUMBER", "").strip()
+    if floor_manager_sms:
+        floor_manager_sms = _number(env, "FLOOR_MANAGER_SMS_NUMBER", floor_manager_sms)
+
     return Settings(
         environment=environment,
         secret_key=secret_key,
@@ -219,4 +268,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ring_timeout_seconds=ring_timeout,
         language_wait_seconds=language_wait,
         callback_offer_after_seconds=callback_offer_after,
+        clock_limits_file=limits_file,
+        calendar_overrides_file=overrides_file,
+        office_hours=office_hours,
+        sms_sender=sms_sender,
+        sms_from_number=sms_from,
+        sms_messaging_service_sid=messaging_service,
+        floor_manager_sms_number=floor_manager_sms,
     )

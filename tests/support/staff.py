@@ -25,6 +25,7 @@ PRODUCTION = {
     "EMERGENCY_POLICE_NUMBER": "+868916000110",
     "EMERGENCY_TRAFFIC_NUMBER": "+868916000122",
     "UTILITY_LINE_NUMBER": "+868916095598",
+    "TWILIO_SMS_FROM": "+868916312345",
 }
 
 
@@ -38,9 +39,13 @@ def add_staff(
     client_identity: str | None = None,
     password: str = PASSWORD,
     display_name: str | None = None,
+    department_code: str | None = None,
     commit: bool = True,
 ) -> Staff:
-    """A person holding ``roles`` (a call-taker by default), committed unless told not to."""
+    """A person holding ``roles`` (a call-taker by default), committed unless told not to.
+    A liaison without a ``department_code`` is 城关区住建局's (D-CGQ-ZJJ)."""
+    if Role.DEPARTMENT_LIAISON in roles and department_code is None:
+        department_code = "D-CGQ-ZJJ"
     details = StaffDetails(
         display_name=display_name or username.title(),
         roles=frozenset(roles or (Role.CALL_TAKER,)),
@@ -48,6 +53,7 @@ def add_staff(
         skills=skills,
         phone_number=phone_number,
         client_identity=client_identity,
+        department_code=department_code,
     )
     staff = staff_store.create_staff(username, password, details, session=db, actor=TEST_ACTOR)
     if commit:

@@ -19,7 +19,7 @@ from tickets.db import utcnow
 from tickets.models import CallTaker, CallTakerState, Role, Staff, StaffRole
 from webapp.auth import db_session, error_pages, roles_required
 from webapp.settings import Settings
-from webapp.staff import live_events, live_operations, live_orders
+from webapp.staff import live_events, live_operations, live_orders, work_order_dispatch
 from webapp.staff.forms import AWAY_REASONS, LABELS, StateForm
 from webapp.staff.live_dispatch import dispatch_after_commit
 from webapp.staff.live_snapshot import EMERGENCY_LINES, Viewer, build_snapshot
@@ -33,6 +33,16 @@ bp.add_url_rule("/events", view_func=call_takers_only(live_events.events), metho
 bp.add_url_rule(
     "/calls/<call_sid>/work-order",
     view_func=operators_only(live_orders.record_work_order),
+    methods=["POST"],
+)
+bp.add_url_rule(
+    "/work-orders/<int:order_id>/dispatch",
+    view_func=operators_only(work_order_dispatch.dispatch_work_order),
+    methods=["POST"],
+)
+bp.add_url_rule(
+    "/work-orders/<int:order_id>/close",
+    view_func=operators_only(work_order_dispatch.close_work_order),
     methods=["POST"],
 )
 bp.add_url_rule(

@@ -28,6 +28,7 @@ from webapp.auth import db_session
 from webapp.settings import Settings
 from webapp.staff.live_operations import is_my_call
 from webapp.staff.live_snapshot import KIND_LABELS
+from webapp.staff.work_order_dispatch import recommendations_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class CallRecordForm(FlaskForm):
         "In the caller's own words", validators=[Optional(), Length(max=4000)]
     )
     is_confidential = BooleanField("Confidential 保密 (number and name hidden from departments)")
+    no_sms = BooleanField("The caller does not want the order's number by SMS")
 
     def record(self) -> work_orders.CallRecord:
         return work_orders.CallRecord(
@@ -54,6 +56,7 @@ class CallRecordForm(FlaskForm):
             district=self.district.data or "",
             street=self.street.data or "",
             is_confidential=bool(self.is_confidential.data),
+            notify_by_sms=not self.no_sms.data,
         )
 
 
@@ -105,7 +108,15 @@ def record_work_order(call_sid: str) -> ResponseReturnValue:
         return _answer(400, str(problem))
     session.commit()
     log.info("%s recorded call %s as work order %s", current_user.actor, call_sid, order.number)
-    return _answer(201, f"Work order {order.number} recorded.", number=order.number)
+    return _answer(
+        201,
+        f"Work order {order.number} recorded. Dispatch it, or close it as answered on the spot.",
+        number=order.number,
+        order_id=order.id,
+        dispatch_url=url_for("console.dispatch_work_order", order_id=order.id),
+        close_url=url_for("console.close_work_order", order_id=order.id),
+        recommendations=recommendations_for(order),
+    )
 
 
 def _describe(problems: dict[str, str]) -> str:

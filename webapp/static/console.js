@@ -259,6 +259,7 @@
         const body = await response.json();
         message(body.message, "success");
         form.reset();
+        showDispatch(body);
         return;
       }
       let body = null;
@@ -275,6 +276,88 @@
     } catch (_) {
       message("The console could not reach the server; the work order was not sent.", "error");
     }
+  });
+
+  // -- the dispatch step: the recommender's top three, or a department by hand ---------
+
+  let dispatchUrls = null;
+
+  function showDispatch(order) {
+    dispatchUrls = { dispatch: order.dispatch_url, close: order.close_url };
+    text("dispatch-number", order.number);
+    const list = $("dispatch-choices");
+    list.replaceChildren();
+    const found = order.recommendations;
+    if (!found || !found.items.length) {
+      text("dispatch-where", "No suggestions: pick the department by hand.");
+    } else {
+      const where = found.location.county
+        ? `${found.location.county}${found.location.township ? " " + found.location.township : ""}`
+        : "county unknown";
+      text("dispatch-where", `Location: ${where}${found.location.from_text ? " (from the summary)" : ""}` +
+        (found.asks_county ? " – ask the caller for their county or district." : ""));
+      found.items.forEach((item, index) => {
+        const li = document.createElement("li");
+        const label = document.createElement("label");
+        const radio = document.createElement("input");
+        radio.type = "radio";
+        radio.name = "item_code";
+        radio.value = item.item_code;
+        radio.checked = index === 0;
+        const title = document.createElement("strong");
+        title.textContent = `${item.item_title} (${item.item_code})`;
+        const dept = document.createElement("span");
+        dept.className = "department";
+        dept.textContent = item.department_name
+          ? ` → ${item.department_name}`
+          : " → department not resolved: ask the county, or type it below";
+        label.append(radio, " ", title, dept);
+        if (item.is_urgent) {
+          const urgent = document.createElement("span");
+          urgent.className = "badge urgent";
+          urgent.textContent = "urgent 紧急";
+          label.append(" ", urgent);
+        }
+        const why = document.createElement("small");
+        why.className = "matched";
+        why.textContent = item.matched_words.length
+          ? `matched: ${item.matched_words.join(", ")}`
+          : "matched: similar wording";
+        li.append(label, why);
+        list.append(li);
+      });
+    }
+    show($("dispatch-step"), true);
+  }
+
+  async function sendStep(url, form, done) {
+    try {
+      const response = await post(url, new FormData(form));
+      let body = null;
+      try { body = await response.json(); } catch (_) { /* not JSON */ }
+      if (response.ok) {
+        message(body ? body.message : "Done.", "success");
+        done();
+        return;
+      }
+      message(body && body.error ? body.error : await errorText(response), "error");
+    } catch (_) {
+      message("The console could not reach the server; nothing was sent.", "error");
+    }
+  }
+
+  $("dispatch-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!dispatchUrls) return;
+    const form = event.target;  // a department typed by hand wins over the item's own
+    sendStep(dispatchUrls.dispatch, form, () => { form.reset(); show($("dispatch-step"), false); });
+  });
+
+  $("close-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!dispatchUrls) return;
+    const form = event.target;
+    sendStep(dispatchUrls.close, form, () => { form.reset(); show($("dispatch-step"), false); });
   });
 
   // -- the event stream ----------------------------------------------------------------
