@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from tests.support.orders import import_demo_directory
 from tests.support.staff import PASSWORD, add_staff, csrf_token_of, log_in
 from tickets import staff as staff_store
 from tickets.db import utcnow
@@ -297,6 +298,83 @@ def test_resetting_your_own_password_keeps_you_logged_in(client: FlaskClient, ad
     )
 
     assert client.get("/admin/staff").status_code == 200
+
+
+# -- department liaisons ---------------------------------------------------------------
+
+LIAISON = {
+    "username": "pema",
+    "password": "a-long-enough-password",
+    "confirm": "a-long-enough-password",
+    "display_name": "Pema 白玛",
+    "roles": ["department_liaison"],
+    "is_active": "y",
+}
+
+
+def test_a_liaison_without_a_department_is_refused_with_the_fields_error(
+    client: FlaskClient, admin: Staff, db: Session
+) -> None:
+    response = client.post("/admin/staff/new", data=LIAISON)
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "a department liaison needs their department&#39;s code" in page
+    assert re.search(r'class="field has-error">\s*<label for="department_code">', page)
+    assert staff_store.find_staff("pema", session=db) is None
+
+
+def test_a_liaisons_department_must_be_in_the_current_directory(
+    client: FlaskClient, admin: Staff, db: Session
+) -> None:
+    version = import_demo_directory(db)
+
+    unknown = client.post("/admin/staff/new", data={**LIAISON, "department_code": "D-NOWHERE"})
+    malformed = client.post("/admin/staff/new", data={**LIAISON, "department_code": "城关区"})
+
+    assert unknown.status_code == malformed.status_code == 400
+    assert (
+        f"no department D-NOWHERE in the current duty directory (version {version.id})"
+        in unknown.get_data(as_text=True)
+    )
+    assert "a department code of the duty directory" in malformed.get_data(as_text=True)
+    assert staff_store.find_staff("pema", session=db) is None
+
+
+def test_an_administrator_adds_and_edits_a_liaison(
+    client: FlaskClient, admin: Staff, db: Session
+) -> None:
+    import_demo_directory(db)
+
+    added = client.post("/admin/staff/new", data={**LIAISON, "department_code": "d-cgq-zjj"})
+
+    assert added.status_code == 302
+    pema = reloaded(db, "pema")
+    assert pema.department_code == "D-CGQ-ZJJ"
+    assert pema.role_set == {Role.DEPARTMENT_LIAISON}
+    assert "department D-CGQ-ZJJ" in staff_store.account_history(pema, session=db)[0].detail
+    assert "D-CGQ-ZJJ" in client.get("/admin/staff").get_data(as_text=True)
+    edit_page = client.get(f"/admin/staff/{pema.id}").get_data(as_text=True)
+    assert 'name="department_code" type="text" value="D-CGQ-ZJJ"' in edit_page
+
+    moved = client.post(
+        f"/admin/staff/{pema.id}",
+        data={
+            "display_name": "Pema 白玛",
+            "roles": ["department_liaison"],
+            "department_code": "D-DZQ-ZJJ",
+            "is_active": "y",
+        },
+    )
+    emptied = client.post(
+        f"/admin/staff/{pema.id}",
+        data={"display_name": "Pema 白玛", "roles": ["department_liaison"], "is_active": "y"},
+    )
+
+    assert moved.status_code == 302
+    assert emptied.status_code == 400
+    assert "needs their department&#39;s code" in emptied.get_data(as_text=True)
+    assert reloaded(db, "pema").department_code == "D-DZQ-ZJJ"
 
 
 # -- the console -----------------------------------------------------------------------

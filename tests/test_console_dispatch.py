@@ -20,7 +20,7 @@ from tickets.models import (
     WorkOrderDispatch,
     WorkOrderState,
 )
-from webapp.staff.work_order_dispatch import SERVICE_KEY
+from webapp.dispatching import SERVICE_KEY
 
 __all__ = ["client", "on_a_call", "taker", "wang"]  # the fixtures this module uses
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ivr.gateway import ConsoleGateway
 from tests.conftest import make_settings
+from tests.support.orders import import_demo_directory
 from tests.support.staff import PASSWORD, PRODUCTION, add_staff
 from tickets import staff as staff_store
 from tickets.models import AccountAction, CallTakerState, Role, Staff
@@ -125,6 +126,30 @@ def test_staff_add_explains_what_is_wrong(runner: FlaskCliRunner, db: Session) -
     assert reloaded(db, "dawa") is None
 
 
+def test_staff_add_a_liaison_needs_a_department_of_the_directory(
+    runner: FlaskCliRunner, db: Session
+) -> None:
+    version = import_demo_directory(db)
+    liaison = ("add", "pema", "--name", "Pema 白玛", "--role", "department_liaison")
+    password = "a-good-password\na-good-password\n"
+
+    missing = run(runner, *liaison, input=password)
+    unknown = run(runner, *liaison, "--department", "D-NOWHERE", input=password)
+    added = run(runner, *liaison, "--department", "D-CGQ-ZJJ", input=password)
+
+    assert missing.exit_code == 1
+    assert "--department: a department liaison needs their department's code" in missing.output
+    assert unknown.exit_code == 1
+    assert (
+        f"--department: no department D-NOWHERE in the current duty directory"
+        f" (version {version.id})" in unknown.output
+    )
+    assert added.exit_code == 0, added.output
+    pema = reloaded(db, "pema")
+    assert pema is not None and pema.department_code == "D-CGQ-ZJJ"
+    assert "department D-CGQ-ZJJ" in run(runner, "list").output
+
+
 def test_staff_list(runner: FlaskCliRunner, db: Session) -> None:
     add_staff(db, "tenzin", languages=("bo", "zh"))
     add_staff(db, "admin", Role.ADMINISTRATOR, languages=(), phone_number=None)
@@ -199,6 +224,7 @@ def test_seed_adds_the_demo_staff_once(runner: FlaskCliRunner, db: Session) -> N
     assert by_name["wang"].call_taker.skills == ["complaint", "help"]
     assert by_name["manager"].has_role(Role.FLOOR_MANAGER)
     assert by_name["admin"].has_role(Role.ADMINISTRATOR)
+    assert by_name["liaison.cgq.zjj"].department_code == "D-CGQ-ZJJ"
     for username in by_name:
         assert staff_store.authenticate(username, DEMO_PASSWORD, session=db) is not None
 

@@ -134,6 +134,8 @@ def roles_required(*roles: Role) -> Callable[[View], View]:
 def landing_url(user: StaffUser) -> str:
     if user.has_role(Role.CALL_TAKER):
         return url_for("console.index")
+    if user.has_role(Role.DEPARTMENT_LIAISON):
+        return url_for("portal.index")
     if user.has_role(Role.ADMINISTRATOR):
         return url_for("admin.list_staff")
     return url_for("auth.home")

@@ -76,6 +76,14 @@ DEMO_STAFF = (
             phone_number="+8613900000003",
         ),
     ),
+    (
+        "liaison.cgq.zjj",
+        StaffDetails(
+            "Pema 白玛 (城关区住建局)",
+            frozenset({Role.DEPARTMENT_LIAISON}),
+            department_code="D-CGQ-ZJJ",  # 城关区住房和城乡建设局, in the sample directory
+        ),
+    ),
 )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from routing.dispatch import DispatchIndex, DispatchRecommender, Recommendations
@@ -27,11 +28,13 @@ from routing.dispatch_vocabulary import Vocabulary, parse_vocabulary
 from tickets import directory as directory_store
 from tickets.dispatch_source import directory_of, examples_digest, learned_examples, order_text
 from tickets.models import DirectoryVersion, WorkOrder
+from tickets.order_flow import Recommended
 
 log = logging.getLogger(__name__)
 
 ROUTING_DATA = Path(__file__).resolve().parent.parent / "routing" / "data"
 RELEARN_SECONDS = 600.0
+SERVICE_KEY = "hotline.recommender"
 
 
 def load_vocabulary(folder: Path = ROUTING_DATA) -> Vocabulary:
@@ -158,6 +161,45 @@ class RecommenderService:
                 self._relearning.clear()
 
         threading.Thread(target=run, name="dispatch-relearn", daemon=True).start()
+
+
+def current_model() -> Model | None:
+    """The app's model (None when there is no directory, or the recommender failed: then
+    people pick by hand, and the failure is logged)."""
+    try:
+        return current_app.extensions[SERVICE_KEY].model()
+    except Exception:
+        log.exception("the dispatch recommender is not available")
+        return None
+
+
+def alternatives(order: WorkOrder, *, excluding: str | None, limit: int = 3) -> list[Recommended]:
+    """Where else the order might belong: the recommender's best items whose department
+    (for the order's location) is not ``excluding`` (what an objecting department and
+    the reviewer see)."""
+    model = current_model()
+    if model is None:
+        return []
+    found = recommend(model, order, limit=limit + 6)
+    return [
+        suggestion
+        for suggestion in suggestions_of(found)
+        if suggestion.department_code != excluding
+    ][:limit]
+
+
+def suggestions_of(recommendations: Recommendations) -> list[Recommended]:
+    """The recommendations as the store keeps them with a dispatch or an objection."""
+    return [
+        Recommended(
+            item_code=r.item.code,
+            item_title=r.item.title,
+            department_code=r.department_code,
+            department_name=r.resolution.department.name if r.resolution.department else None,
+            matched_words=r.matched_words,
+        )
+        for r in recommendations.items
+    ]
 
 
 def location_of(order: WorkOrder) -> Location | None:

@@ -115,6 +115,7 @@ def _form_data(staff: Staff) -> dict[str, object]:
         "phone_number": details.phone_number or "",
         "client_identity": details.client_identity or "",
         "is_active": details.is_active,
+        "department_code": details.department_code or "",
     }
 
 

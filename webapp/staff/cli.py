@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tickets import staff as staff_store
 from tickets.models import Role
 from tickets.staff import LANGUAGES, SKILLS, StaffDetails
+from webapp.staff.forms import department_problem
 
 ACTOR = "system:cli"
 
@@ -42,6 +43,7 @@ def _invalid(error: staff_store.InvalidStaff) -> click.ClickException:
         "languages": "--language",
         "skills": "--skill",
         "roles": "--role",
+        "department_code": "--department",
     }
     lines = [f"  {option.get(name, name)}: {problem}" for name, problem in error.errors.items()]
     return click.ClickException("the account was not saved:\n" + "\n".join(lines))
@@ -74,6 +76,12 @@ password_env_option = click.option(
 @click.option("--skill", "skills", multiple=True, type=click.Choice(SKILLS))
 @click.option("--phone", help="The phone that rings for a call, E.164 (+8613900000001).")
 @click.option("--client", "client_identity", help="Browser softphone (Twilio Client) identity.")
+@click.option(
+    "--department",
+    "department_code",
+    metavar="CODE",
+    help="A department liaison's department: its duty-directory code (D-CGQ-ZJJ).",
+)
 @password_env_option
 @with_appcontext
 def add_command(
@@ -84,6 +92,7 @@ def add_command(
     skills: tuple[str, ...],
     phone: str | None,
     client_identity: str | None,
+    department_code: str | None,
     password_env: str | None,
 ) -> None:
     """Add an account; the password is asked for (or read with --password-env)."""
@@ -94,14 +103,22 @@ def add_command(
         skills=skills,
         phone_number=phone,
         client_identity=client_identity,
+        department_code=department_code,
     )
     with _transaction() as session:
         if staff_store.find_staff(username, session=session) is not None:
             raise click.ClickException(f"{username!r} is already taken")
+        # Checked before the password prompt: no typing for nothing.
+        errors: dict[str, str] = {}
         try:
-            details.checked()  # before the password prompt: no typing for nothing
+            details.checked()
         except staff_store.InvalidStaff as error:
-            raise _invalid(error) from error
+            errors.update(error.errors)
+        problem = department_problem(department_code, session=session)
+        if problem:
+            errors.setdefault("department_code", problem)
+        if errors:
+            raise _invalid(staff_store.InvalidStaff(errors))
         password = _password(password_env, "Password")
         try:
             staff = staff_store.create_staff(
@@ -128,6 +145,8 @@ def list_command() -> None:
                 parts.append(",".join(profile.languages).ljust(9))
                 if staff.has_role(Role.CALL_TAKER):
                     parts.append(profile.state.value)
+            if staff.department_code:
+                parts.append(f"department {staff.department_code}")
             if not staff.is_active:
                 parts.append("(deactivated)")
             click.echo(" ".join(parts).rstrip())

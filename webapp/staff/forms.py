@@ -5,13 +5,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from sqlalchemy.orm import Session
+from wtforms import (
+    BooleanField,
+    Field,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    ValidationError,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from tickets import directory as directory_store
 from tickets.models import CallTakerState, Role
-from tickets.staff import LANGUAGES, MIN_PASSWORD_LENGTH, SKILLS, StaffDetails
+from tickets.staff import DEPARTMENT_CODE, LANGUAGES, MIN_PASSWORD_LENGTH, SKILLS, StaffDetails
+from webapp.auth import db_session
 
 ROLE_LABELS = {
     Role.CALL_TAKER: "Call-taker 接线员",
@@ -51,6 +62,18 @@ LABELS = {  # for the templates
     "skill_labels": SKILL_LABELS,
     "state_labels": STATE_LABELS,
 }
+
+
+def department_problem(code: str | None, *, session: Session) -> str | None:
+    """Why ``code`` cannot be a liaison's department: not in the current duty directory
+    (None: it is there, or no directory has been imported yet to check it against)."""
+    code = (code or "").strip().upper()
+    if not DEPARTMENT_CODE.match(code):
+        return None  # empty, or not a code at all: ``StaffDetails.checked`` says so
+    version = directory_store.find_current_version(session=session)
+    if version is None or directory_store.find_department(version, code, session=session):
+        return None
+    return f"no department {code} in the current duty directory (version {version.id})"
 
 
 def _choices(labels: Mapping[str, str]) -> list[SelectChoice]:
@@ -102,6 +125,17 @@ class StaffForm(FlaskForm):
         description="Instead of (or besides) a phone: the Twilio Client identity.",
     )
     is_active = BooleanField("Active (may log in)", default=True)
+    department_code = StringField(
+        "Department code 部门编码",
+        validators=[Optional(), Length(max=40)],
+        description="A department liaison's department: its code in the duty directory,"
+        " e.g. D-CGQ-ZJJ. They see that department's work orders only.",
+    )
+
+    def validate_department_code(self, field: Field) -> None:
+        problem = department_problem(field.data, session=db_session())
+        if problem:
+            raise ValidationError(problem)
 
     def details(self) -> StaffDetails:
         return StaffDetails(
@@ -112,6 +146,7 @@ class StaffForm(FlaskForm):
             phone_number=self.phone_number.data or None,
             client_identity=self.client_identity.data or None,
             is_active=bool(self.is_active.data),
+            department_code=self.department_code.data or None,
         )
 
     def show_errors(self, errors: dict[str, str]) -> None:

@@ -15,26 +15,30 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
-from routing.dispatch import Recommendations
 from routing.dispatch_directory import Item
 from routing.dispatch_places import Location
 from tickets import directory as directory_store
 from tickets import order_flow
 from tickets.models import DirectoryDepartment, DirectoryItem, Role, WorkOrder
-from tickets.order_flow import Recommended
 from webapp.auth import db_session
-from webapp.dispatching import Model, RecommenderService, as_json, location_of, recommend
+from webapp.dispatching import (
+    Model,
+    as_json,
+    current_model,
+    location_of,
+    recommend,
+    suggestions_of,
+)
 from webapp.order_services import Refused, actor_as, attempt, first_role, order_clocks
 
 log = logging.getLogger(__name__)
-SERVICE_KEY = "hotline.recommender"
 
 
 class DispatchForm(FlaskForm):
@@ -47,38 +51,10 @@ class CloseForm(FlaskForm):
     answer = TextAreaField("Answer given", validators=[InputRequired(), Length(max=4000)])
 
 
-def recommender() -> RecommenderService:
-    return current_app.extensions[SERVICE_KEY]
-
-
-def _model() -> Model | None:
-    try:
-        return recommender().model()
-    except Exception:
-        log.exception("the dispatch recommender is not available")
-        return None
-
-
 def recommendations_for(order: WorkOrder) -> dict[str, Any] | None:
-    """The console's top three for an order (None when there is no directory or the
-    recommender failed: the call-taker then picks by hand, and it is logged)."""
-    model = _model()
-    if model is None:
-        return None
-    return as_json(recommend(model, order))
-
-
-def _suggested(recommendations: Recommendations) -> list[Recommended]:
-    return [
-        Recommended(
-            item_code=r.item.code,
-            item_title=r.item.title,
-            department_code=r.department_code,
-            department_name=r.resolution.department.name if r.resolution.department else None,
-            matched_words=r.matched_words,
-        )
-        for r in recommendations.items
-    ]
+    """The console's top three for an order (None: the call-taker picks by hand)."""
+    model = current_model()
+    return as_json(recommend(model, order)) if model else None
 
 
 def _my_order(order_id: int) -> WorkOrder:
@@ -104,7 +80,7 @@ def dispatch_work_order(order_id: int) -> ResponseReturnValue:
         if version is None:
             raise Refused(409, "No duty directory has been imported: nothing to dispatch to.")
         item = _item(version.id, form.item_code.data or "")
-        model = _model()
+        model = current_model()
         suggestions = recommend(model, order) if model else None
         department = _department(version.id, form.department_code.data or "", item, order, model)
         actor = actor_as(first_role(Role.CALL_TAKER, Role.FLOOR_MANAGER))
@@ -117,7 +93,7 @@ def dispatch_work_order(order_id: int) -> ResponseReturnValue:
                 session=session,
                 clocks=order_clocks(),
                 reason=form.reason.data or "",
-                recommended=_suggested(suggestions) if suggestions else (),
+                recommended=suggestions_of(suggestions) if suggestions else (),
             )
         )
     except Refused as refused:
