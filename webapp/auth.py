@@ -136,6 +136,8 @@ def landing_url(user: StaffUser) -> str:
         return url_for("console.index")
     if user.has_role(Role.DEPARTMENT_LIAISON):
         return url_for("portal.index")
+    if user.has_role(Role.REVIEWER):
+        return url_for("review.objections")
     if user.has_role(Role.ADMINISTRATOR):
         return url_for("admin.list_staff")
     return url_for("auth.home")
