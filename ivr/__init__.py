@@ -10,6 +10,7 @@ from flask import Blueprint, Flask
 from ivr.audio import audio_bp
 from ivr.config import VoiceConfig
 from ivr.request_session import init_request_sessions
+from ivr.sms_status import bp as sms_status_bp
 from ivr.voice import bp as voice_bp
 
 
@@ -20,4 +21,5 @@ def init_voice(app: Flask, config: VoiceConfig) -> tuple[Blueprint, ...]:
     init_request_sessions(app)
     app.register_blueprint(voice_bp)
     app.register_blueprint(audio_bp)
-    return voice_bp, audio_bp
+    app.register_blueprint(sms_status_bp)
+    return voice_bp, audio_bp, sms_status_bp

@@ -306,7 +306,12 @@ def _schedule_reminders(
             body=_reminder_text(order, slot.clock, slot.kind, clocks.local(due)),
             due_at=slot.at,
             work_order_id=order.id,
-            details={"clock": slot.clock, "kind": slot.kind, "department_code": department.code},
+            details={
+                "clock": slot.clock,
+                "kind": slot.kind,
+                "department_code": department.code,
+                "due_at": due.isoformat(),
+            },
         )
 
 

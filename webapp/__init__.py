@@ -13,9 +13,7 @@ from callflows.front_door import FrontDoor
 from ivr import init_voice
 from ivr.config import VoiceConfig
 from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
-from ivr.sms import ConsoleSmsSender, TwilioSmsSender
 from tickets.db import make_engine
-from tickets.sms_sender import SmsSender
 from webapp.api import register_api
 from webapp.auth import init_auth
 from webapp.directory import register_directory_pages
@@ -23,6 +21,7 @@ from webapp.dispatching import SERVICE_KEY, RecommenderService
 from webapp.orders import register_order_pages
 from webapp.portal import register_portal_pages
 from webapp.settings import Settings, load_settings
+from webapp.sms import SMS_SENDER_KEY, build_sms_sender
 from webapp.staff import register_staff_pages
 
 log = logging.getLogger(__name__)
@@ -40,28 +39,6 @@ def build_gateway(settings: Settings) -> CallGateway:
             timeout_seconds=settings.twilio_timeout_seconds,
         )
     return ConsoleGateway()
-
-
-SMS_SENDER_KEY = "hotline.sms_sender"
-
-
-def build_sms_sender(settings: Settings) -> SmsSender:
-    """Twilio's Messages API when configured (through the messaging service when one is
-    set, else from the sender number), else the console sender (development)."""
-    if settings.sms_sender == "twilio":
-        service = settings.sms_messaging_service_sid or None
-        return TwilioSmsSender.from_settings(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token or None,
-            api_key=settings.twilio_api_key or None,
-            api_secret=settings.twilio_api_secret or None,
-            api_base_url=settings.twilio_api_base_url,
-            timeout_seconds=settings.twilio_timeout_seconds,
-            from_number=None if service else settings.sms_from_number,
-            messaging_service_sid=service,
-            public_base_url=settings.public_base_url,
-        )
-    return ConsoleSmsSender()
 
 
 def schedule_dispatch(at: datetime) -> None:

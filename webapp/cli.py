@@ -20,6 +20,7 @@ from webapp.demo import seed_demo_data
 from webapp.directory.cli import directory_group
 from webapp.drainer import drain_all, run_drainer
 from webapp.settings import Settings, SettingsError
+from webapp.sms_cli import sms_group
 from webapp.staff.cli import staff_group
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def main() -> None:
 
 main.add_command(staff_group)
 main.add_command(directory_group)
+main.add_command(sms_group)
 
 
 @main.command("migrate")

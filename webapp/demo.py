@@ -4,6 +4,7 @@ to log in as (development only: never in production) and the sample duty directo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -11,29 +12,76 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from tickets import directory as directory_store
+from tickets import order_flow, work_orders
 from tickets import staff as staff_store
 from tickets.db import utcnow
 from tickets.directory_import import FILES
-from tickets.models import Role, WorkOrder, WorkOrderHistory, WorkOrderKind, WorkOrderState
+from tickets.models import DirectoryVersion, ObjectionReason, Role, WorkOrder, WorkOrderKind
+from tickets.order_clocks import ConfiguredClocks
+from tickets.order_flow import Actor
 from tickets.staff import StaffDetails
 from webapp.directory import DEMO_DIRECTORY
 from webapp.settings import Settings
 
 DEMO_CALLER = "+8613800000001"
+DEMO_ACTOR = Actor("system:demo", Role.CALL_TAKER.value)
+
+
+@dataclass(frozen=True)
+class DemoOrder:
+    """A demo order, taken through the real lifecycle: recorded, dispatched to ``item``'s
+    department, then the department's ``steps`` (accept, contact, answer, object)."""
+
+    number: str
+    kind: WorkOrderKind
+    summary: str
+    district: str
+    item_code: str
+    department_code: str
+    steps: tuple[str, ...]
+    hours_ago: int
+
+
 DEMO_ORDERS = (
-    (
+    DemoOrder(
         "20261120000001",
         WorkOrderKind.COMPLAINT,
-        WorkOrderState.IN_PROGRESS,
-        "城关区住房和城乡建设局",
-        "小区楼道灯坏了两周没人修",
+        "物业不管事，小区楼道灯坏了两周没人修",
+        "城关区",
+        "C01-001",
+        "D-CGQ-ZJJ",
+        ("accept", "contact"),
+        30,
     ),
-    (
+    DemoOrder(
         "20261121000002",
         WorkOrderKind.HELP,
-        WorkOrderState.ANSWERED,
-        "拉萨市自来水公司",
-        "八廓街附近水压太低",
+        "八廓街附近水压太低，楼上没水",
+        "城关区",
+        "C11-003",
+        "D-CITY-ZLS",
+        ("accept", "contact", "answer"),
+        50,
+    ),
+    DemoOrder(
+        "20261122000003",
+        WorkOrderKind.COMPLAINT,
+        "楼房外墙瓷砖掉下来了，差点砸到人",
+        "城关区",
+        "C01-041",
+        "D-CGQ-ZJJ",
+        (),
+        1,
+    ),
+    DemoOrder(
+        "20261123000004",
+        WorkOrderKind.COMPLAINT,
+        "楼下饭馆油烟直排，窗户都不敢开",
+        "城关区",
+        "C01-001",
+        "D-CGQ-ZJJ",
+        ("object",),
+        3,
     ),
 )
 
@@ -105,31 +153,88 @@ def seed_demo_staff(engine: Engine, settings: Settings) -> Iterator[str]:
 
 
 def seed_demo_data(engine: Engine, settings: Settings) -> Iterator[str]:
-    now = utcnow()
-    with Session(engine) as session, session.begin():
-        for number, kind, state, department, summary in DEMO_ORDERS:
-            if session.scalar(select(WorkOrder.id).where(WorkOrder.number == number)):
-                yield f"demo order {number} already there"
-                continue
-            order = WorkOrder(
-                number=number,
-                kind=kind,
-                state=state,
-                caller_number=DEMO_CALLER,
-                language="zh",
-                summary=summary,
-                handling_department=department,
-                due_at=now + timedelta(days=5),
-                created_at=now,
-                updated_at=now,
-            )
-            order.history.append(
-                WorkOrderHistory(actor="system:demo", to_state=state, reason="demo data", at=now)
-            )
-            session.add(order)
-            yield f"demo order {number} ({state.value}) for {DEMO_CALLER}"
-    yield from seed_demo_staff(engine, settings)
     yield from seed_demo_directory(engine, settings)
+    yield from seed_demo_staff(engine, settings)
+    yield from seed_demo_orders(engine, settings)
+
+
+def seed_demo_orders(engine: Engine, settings: Settings) -> Iterator[str]:
+    """Orders in several states for the demo caller (the IVR's progress query reads the
+    first two), dispatched to the demo liaison's department and the water company."""
+    clocks = ConfiguredClocks.from_files(zone=settings.zone)
+    with Session(engine) as session, session.begin():
+        version = directory_store.find_current_version(session=session)
+        if version is None:
+            yield "no duty directory: no demo orders"
+            return
+        for demo in DEMO_ORDERS:
+            if session.scalar(select(WorkOrder.id).where(WorkOrder.number == demo.number)):
+                yield f"demo order {demo.number} already there"
+                continue
+            order = _take_through(demo, version, session, clocks, settings)
+            yield f"demo order {demo.number} ({order.state.value}) for {DEMO_CALLER}"
+
+
+def _take_through(
+    demo: DemoOrder,
+    version: DirectoryVersion,
+    session: Session,
+    clocks: ConfiguredClocks,
+    settings: Settings,
+) -> WorkOrder:
+    at = utcnow() - timedelta(hours=demo.hours_ago)
+    order = work_orders.open_call_work_order(
+        work_orders.CallRecord(
+            kind=demo.kind, summary=demo.summary, district=demo.district, notify_by_sms=False
+        ),
+        session=session,
+        call_sid=f"CAdemo{demo.number}",
+        caller_number=DEMO_CALLER,
+        language="zh",
+        actor=DEMO_ACTOR.actor,
+        actor_role=DEMO_ACTOR.role,
+        zone=settings.zone,
+    )
+    order.number = demo.number
+    item = directory_store.find_item(version, demo.item_code, session=session)
+    department = directory_store.find_department(version, demo.department_code, session=session)
+    assert item is not None and department is not None, demo
+    order_flow.dispatch(
+        order,
+        item=item,
+        department=department,
+        actor=DEMO_ACTOR,
+        session=session,
+        clocks=clocks,
+        now=at,
+    )
+    liaison = Actor("system:demo", Role.DEPARTMENT_LIAISON.value, department.code)
+    later = at + timedelta(minutes=20)
+    for step in demo.steps:
+        if step == "accept":
+            order_flow.accept(order, actor=liaison, session=session, clocks=clocks, now=later)
+        elif step == "contact":
+            order_flow.record_contact(
+                order,
+                note="已电话联系市民",
+                actor=liaison,
+                session=session,
+                clocks=clocks,
+                now=later,
+            )
+        elif step == "answer":
+            order_flow.answer(
+                order, outcome="已调整加压泵，水压恢复", actor=liaison, session=session, now=later
+            )
+        elif step == "object":
+            order_flow.object_to(
+                order,
+                reason_code=ObjectionReason.NOT_OUR_DUTY,
+                text="餐饮油烟归城管部门管理，不属于住建局职责",
+                actor=liaison,
+                session=session,
+            )
+    return order
 
 
 def seed_demo_directory(engine: Engine, settings: Settings) -> Iterator[str]:

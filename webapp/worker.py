@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey, crontab
@@ -18,6 +19,7 @@ from ivr.dispatch import dispatch_waiting_calls, sweep
 from webapp import create_app
 from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
+from webapp.sms import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +69,22 @@ def sweep_call_takers() -> int:
     app = worker_app()
     with app.app_context():
         return len(sweep(voice_config()))
+
+
+@huey.periodic_task(crontab(minute="*"), retries=0)
+def deliver_sms() -> dict[str, Any]:
+    """Every minute: escalate overdue work orders (督办), then send the SMS outbox's due
+    rows, each exactly once (``tickets.sms_delivery``). Not retried: what a failed sweep
+    left is due again at the next one."""
+    app = worker_app()
+    with app.app_context():
+        return run_sweep(app).as_dict()
+
+
+@huey.task(retries=0)
+def deliver_sms_now() -> dict[str, Any]:
+    """The same sweep at once: enqueued after a commit that put a text in the outbox
+    (``webapp.sms_cli.deliver_sms_soon``), so it goes out within seconds."""
+    app = worker_app()
+    with app.app_context():
+        return run_sweep(app).as_dict()

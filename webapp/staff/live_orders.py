@@ -26,6 +26,7 @@ from tickets import work_orders
 from tickets.models import Call, Role, Staff, WorkOrder, WorkOrderKind
 from webapp.auth import db_session
 from webapp.settings import Settings
+from webapp.sms import deliver_sms_soon
 from webapp.staff.live_operations import is_my_call
 from webapp.staff.live_snapshot import KIND_LABELS
 from webapp.staff.work_order_dispatch import recommendations_for
@@ -107,6 +108,7 @@ def record_work_order(call_sid: str) -> ResponseReturnValue:
         session.rollback()
         return _answer(400, str(problem))
     session.commit()
+    deliver_sms_soon()  # the citizen's SMS with the order's number
     log.info("%s recorded call %s as work order %s", current_user.actor, call_sid, order.number)
     return _answer(
         201,
