@@ -2,21 +2,31 @@
 which department each goes to for the caller's location (issue 4, point 3).
 
 The ranking adds three scores per item, each scaled so that the best item of the query
-scores 1 (the learned one is the model's decision value):
+scores 1, and the precedents (weighted by ``Weights``):
 
 1. **words**: BM25 over the item's title, keywords and description, segmented by jieba.
    The query is the summary's words, the directory words written in it (found as
-   substrings, so jieba's cut does not hide them) and the vocabulary's expansion: what
-   callers say (煤气味, 没暖气) brings in the directory's words (燃气泄漏, 停暖);
+   substrings, so jieba's cut does not hide them; a two-character word only where jieba
+   did not cut between its characters) and the vocabulary's expansion: what callers say
+   (煤气味, 没暖气) brings in the directory's words (燃气泄漏, 停暖), weighed below a word
+   the caller said (``Weights.expansion``);
 2. **n-grams**: BM25 over character 2- and 3-grams, for words nobody listed and for
    misspellings the vocabulary does not know yet;
-3. **learned**: ``HistoryModel``, trained on the directory's own words plus the labelled
-   examples given to ``learn`` (dispatched orders, upheld objections).
+3. **learned**: ``HistoryModel``, the cosine with each item's centroid of the directory's
+   own words and the labelled examples given to ``learn`` (dispatched orders, upheld
+   objections); plus **precedents**: earlier summaries nearly the same as this one count
+   for the item they went to, so a phrasing the call-takers keep sending somewhere goes
+   there.
+
+``recommend`` then ranks by department (``by_department``, the default): the items near
+the top vote for the department they resolve to, the first recommendation is the best
+item of the department with most weight, and the last of three or more comes from a
+department the others do not cover.
 
 ``DispatchIndex`` is built once from the directory and the vocabulary (the jieba
-tokenizer, both BM25 indexes, the place finder, the department resolver) and shared by
-every ``DispatchRecommender`` made from it; ``learn`` returns a new recommender with the
-model retrained, the index reused.
+tokenizer, both BM25 indexes, the phrase finders, the place finder, the department
+resolver) and shared by every ``DispatchRecommender`` made from it; ``learn`` returns a
+new recommender with the model retrained, the index reused.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from routing.dispatch_departments import DepartmentResolver, Resolution, Resolve
 from routing.dispatch_directory import Directory, Item
 from routing.dispatch_model import HistoryModel
 from routing.dispatch_places import Location, PlaceFinder
-from routing.dispatch_text import TextAnalyzer, char_ngrams
+from routing.dispatch_text import PhraseFinder, TextAnalyzer, char_ngrams, cuts_of
 from routing.dispatch_vocabulary import Vocabulary
 
 
@@ -41,14 +51,16 @@ class Weights:
     """How the parts of the ranking add up; the defaults are tuned on the tune split."""
 
     words: float = 1.0
-    ngrams: float = 0.6
-    learned: float = 1.0
+    ngrams: float = 0.5
+    learned: float = 3.0
     title: float = 2.0  # field weights of the word index
     keywords: float = 2.0
     description: float = 1.0
-    expansion: float = 1.0  # a vocabulary word against a word the caller said
-    example_weight: float = 3.0  # a labelled example against an item's own words
-    c: float = 0.5  # the linear model's regularisation (LinearSVC's C)
+    expansion: float = 0.7  # a vocabulary word against a word the caller said
+    example_weight: float = 1.0  # a labelled example against an item's own words
+    precedent: float = 1.0  # per earlier summary nearly the same as this one (see the model)
+    precedent_similarity: float = 0.8  # the cosine from which a summary is nearly the same
+    department_temperature: float = 0.5  # how far below the best item an item still votes
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -106,6 +118,7 @@ class DispatchIndex:
         self.weights = weights
         self.items = directory.items
         self.codes = tuple(item.code for item in self.items)
+        self.code_rank = np.argsort(np.argsort(self.codes, kind="stable"), kind="stable")
         keywords = {k for item in self.items for k in item.keywords}
         titles = {item.title for item in self.items}
         expansions = {w for _, means in vocabulary.synonyms for w in means}
@@ -121,7 +134,21 @@ class DispatchIndex:
         self.words = BM25Index(documents)
         self.known_words = tuple(sorted(w for w in self.words.postings if len(w) > 1))
         self.ngrams = BM25Index([Counter(char_ngrams(self.item_text(i))) for i in self.items])
-        self.synonyms = tuple(sorted(vocabulary.synonyms, key=lambda s: (-len(s[0]), s)))
+        # What callers say and what it means, written as the cleaned summary is (case and
+        # width folded, misspellings corrected), so KTV吵 is found in "ktv吵得".
+        clean = self.analyzer.clean
+        synonyms = {
+            (clean(heard), tuple(clean(w) for w in means)) for heard, means in vocabulary.synonyms
+        }
+        self.synonyms = tuple(
+            sorted(((h, m) for h, m in synonyms if h), key=lambda s: (-len(s[0]), s))
+        )
+        self.known_finder = PhraseFinder(self.known_words)
+        self.meanings: dict[str, tuple[str, ...]] = {}
+        for heard, means in self.synonyms:
+            known = self.meanings.get(heard, ())
+            self.meanings[heard] = known + tuple(w for w in means if w not in known)
+        self.heard_finder = PhraseFinder(self.meanings)
         self.places = PlaceFinder(vocabulary.places)
         self.resolver = DepartmentResolver(directory)
 
@@ -132,8 +159,9 @@ class DispatchIndex:
     def _document(self, item: Item) -> Counter[str]:
         w, doc = self.weights, Counter[str]()
         tokens = self.analyzer.tokens
-        doc[item.title] += w.title
-        for token in tokens(self.analyzer.clean(item.title)):
+        title = self.analyzer.clean(item.title)  # as the vocabulary's words are: 酒吧ktv噪音扰民
+        doc[title] += w.title
+        for token in tokens(title):
             doc[token] += w.title
         for keyword in item.keywords:
             keyword = self.analyzer.clean(keyword)
@@ -148,21 +176,30 @@ class DispatchIndex:
     def query(self, summary: str) -> _Query:
         clean = self.analyzer.clean(summary)
         words: Counter[str] = Counter()
-        for token in self.analyzer.tokens(clean):
+        pieces = self.analyzer.segment(clean)
+        cuts = cuts_of(pieces)
+        for token in self.analyzer.tokens(clean, pieces):
             words[token] = 1.0
-        for word in self.known_words:
-            if word in clean:
-                words[word] = 1.0
+        for word in self.known_finder.find(clean, cuts):
+            words[word] = 1.0
         heard: dict[str, str] = {}
         added: list[str] = []
-        for phrase, means in self.synonyms:
-            if phrase in clean:
-                for word in means:
-                    if word not in words:
-                        words[word] = self.weights.expansion
-                        heard.setdefault(word, phrase)
-                        added.append(word)
+        # Longest first: the longest phrase heard names the word's source.
+        for phrase in sorted(self.heard_finder.find(clean, cuts), key=lambda h: (-len(h), h)):
+            for word in self.meanings[phrase]:
+                if word not in words:
+                    words[word] = self.weights.expansion
+                    heard.setdefault(word, phrase)
+                    added.append(word)
         return _Query(clean, words, heard, " ".join([clean, *added]))
+
+
+_CANDIDATES = 60  # the items near the top that vote for their department
+
+
+def _department_key(resolution: Resolution) -> tuple[str | None, bool]:
+    """What the call-taker dispatches to: the department, or "ask the county first"."""
+    return (resolution.department_code, resolution.is_resolved)
 
 
 def _scaled(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -183,9 +220,9 @@ class DispatchRecommender:
                 [index.analyzer.clean(index.item_text(item)) for item in index.items],
                 [(index.query(text).model_text, code) for text, code in self.examples],
                 example_weight=w.example_weight,
-                c=w.c,
+                similar=w.precedent_similarity,
             )
-            if w.learned
+            if w.learned or w.precedent
             else None  # weighed at 0: not trained
         )
 
@@ -213,35 +250,87 @@ class DispatchRecommender:
         if w.ngrams:
             total += w.ngrams * _scaled(index.ngrams.scores(Counter(char_ngrams(query.clean))))
         if self.model is not None:
-            total += w.learned * self.model.scores(query.model_text)
+            cosine, precedents = self.model.scores(query.model_text)
+            total += w.learned * _scaled(cosine) + w.precedent * precedents
         return query, total
 
     def recommend(
-        self, summary: str, location: Location | None = None, *, limit: int = 3
+        self,
+        summary: str,
+        location: Location | None = None,
+        *,
+        limit: int = 3,
+        by_department: bool = True,
     ) -> Recommendations:
         """The best ``limit`` items for the summary, each resolved for the location.
 
         A location that gives no county unit is completed from the place names in the
         summary (a given township without its county is kept only if the text agrees).
+
+        ``by_department`` (the default) ranks what the call-taker dispatches to: the items
+        near the top vote for the department they resolve to (each with a weight that
+        falls off with its distance below the best item, ``Weights.department_temperature``),
+        the first recommendation is the best item of the department with most weight, and
+        when three or more are asked for the last one is the best item of a department the
+        others do not already cover, so the list offers a second department. With
+        ``by_department=False`` the items come in plain score order.
         """
         query, total = self.scores(summary)
         found = self.index.places.find(query.clean)
         from_text = location is None or location.county is None
         used = found.location if from_text else location
         assert used is not None
-        order = sorted(range(len(total)), key=lambda i: (-total[i], self.index.codes[i]))
-        picked = []
-        for i in order[:limit]:
-            item = self.index.items[i]
-            picked.append(
+        ranked = np.lexsort((self.index.code_rank, -total))
+        order = [int(i) for i in ranked[: max(_CANDIDATES, limit)]]
+        resolve = self.index.resolver.resolve
+        resolutions = {i: resolve(self.index.items[i], used) for i in order}
+        picked = (
+            self._by_department(order, total, resolutions, limit)
+            if by_department
+            else order[:limit]
+        )
+        return Recommendations(
+            tuple(
                 Recommendation(
-                    item=item,
+                    item=self.index.items[i],
                     score=round(float(total[i]), 6),
                     matched_words=self._matched(query, i),
-                    resolution=self.index.resolver.resolve(item, used),
+                    resolution=resolutions[i],
                 )
-            )
-        return Recommendations(tuple(picked), used, from_text, tuple(p.name for p in found.places))
+                for i in picked
+            ),
+            used,
+            from_text,
+            tuple(p.name for p in found.places),
+        )
+
+    def _by_department(
+        self,
+        order: list[int],
+        total: np.ndarray,
+        resolutions: dict[int, Resolution],
+        limit: int,
+    ) -> list[int]:
+        """The candidates' positions in the order described in ``recommend``."""
+        if limit <= 0 or not order:
+            return []
+        temperature = self.index.weights.department_temperature
+        best = float(total[order[0]])
+        weight: dict[tuple[str | None, bool], float] = {}
+        for i in order:
+            key = _department_key(resolutions[i])
+            share = np.exp((float(total[i]) - best) / temperature) if temperature > 0 else 0.0
+            weight[key] = weight.get(key, 0.0) + float(share)
+        # Departments by weight; ties go to the one whose best item comes first.
+        departments = sorted(weight, key=lambda k: -weight[k])
+        first = next(i for i in order if _department_key(resolutions[i]) == departments[0])
+        picked = [first, *(i for i in order if i != first)][:limit]
+        if limit >= 3:
+            covered = {_department_key(resolutions[i]) for i in picked[:-1]}
+            other = next((k for k in departments if k not in covered), None)
+            if other is not None and _department_key(resolutions[picked[-1]]) in covered:
+                picked[-1] = next(i for i in order if _department_key(resolutions[i]) == other)
+        return picked
 
     def _matched(self, query: _Query, position: int) -> tuple[str, ...]:
         terms = self.index.item_terms[position]

@@ -32,14 +32,44 @@ _STOPWORDS = (
 STOPWORDS = frozenset(_STOPWORDS.split())
 
 
-def normalise(text: str, misspellings: Iterable[tuple[str, str]] = ()) -> str:
-    """Case and width folded, punctuation as single spaces, misspellings corrected."""
+def normalise(
+    text: str,
+    misspellings: Iterable[tuple[str, str]] = (),
+    protected: Iterable[str] = (),
+) -> str:
+    """Case and width folded, punctuation as single spaces, misspellings corrected.
+
+    A misspelling inside a ``protected`` word is left alone: 然气 (for 燃气) is corrected
+    in 然气泄漏 but not in 天然气.
+    """
     text = unicodedata.normalize("NFKC", text).lower()
     text = _NOT_TEXT.sub(" ", text).strip()
+    keep = tuple(protected)
     for wrong, right in misspellings:
         if wrong in text:
-            text = text.replace(wrong, right)
+            text = _corrected(text, wrong, right, [w for w in keep if wrong in w and w != wrong])
     return text
+
+
+def _corrected(text: str, wrong: str, right: str, protected: list[str]) -> str:
+    if not protected:
+        return text.replace(wrong, right)
+    spans = []
+    for word in protected:
+        start = text.find(word)
+        while start != -1:
+            spans.append((start, start + len(word)))
+            start = text.find(word, start + 1)
+    pieces, at = [], 0
+    start = text.find(wrong)
+    while start != -1:
+        end = start + len(wrong)
+        inside = any(low <= start and end <= high for low, high in spans)
+        pieces.append(text[at:end] if inside else text[at:start] + right)
+        at = end
+        start = text.find(wrong, end)
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> list[str]:
@@ -49,6 +79,34 @@ def char_ngrams(text: str, sizes: tuple[int, ...] = (2, 3)) -> list[str]:
         for n in sizes:
             grams.extend(run[i : i + n] for i in range(len(run) - n + 1))
     return grams
+
+
+class PhraseFinder:
+    """Which of a fixed set of phrases occur in a text, as substrings.
+
+    Looks up every substring of the lengths the phrases have, so a summary costs about
+    (its length × the number of distinct phrase lengths) set look-ups, however many
+    thousand phrases the directory and the vocabulary hold.
+
+    A two-character phrase is not found across a cut the segmenter made between its two
+    characters: 家装 is not in 一家|装修, 开学 is not in 离开|学校. (Longer phrases may span
+    words: 楼上扔 is 楼上|扔.)
+    """
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        self.phrases = frozenset(p for p in phrases if p)
+        self.lengths = tuple(sorted({len(p) for p in self.phrases}, reverse=True))
+
+    def find(self, text: str, cuts: frozenset[int] = frozenset()) -> set[str]:
+        """The phrases in ``text``; ``cuts``: offsets where the segmenter cut it."""
+        found: set[str] = set()
+        phrases, size = self.phrases, len(text)
+        for length in self.lengths:
+            for start in range(size - length + 1):
+                piece = text[start : start + length]
+                if piece in phrases and not (length == 2 and start + 1 in cuts):
+                    found.add(piece)
+        return found
 
 
 class TextAnalyzer:
@@ -61,6 +119,12 @@ class TextAnalyzer:
         misspellings: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.misspellings = tuple(sorted(set(misspellings), key=lambda p: (-len(p[0]), p)))
+        # Directory words (and phrases) that contain a misspelling's wrong form: 天然气.
+        wrongs = [wrong for wrong, _ in self.misspellings]
+        words = set(words)
+        self.protected = tuple(
+            sorted(w for w in words if any(wrong in w and wrong != w for wrong in wrongs))
+        )
         # Longest first, so 我跟你说 goes before 你说.
         self.fillers = tuple(sorted(set(fillers), key=lambda f: (-len(f), f)))
         self.stopwords = STOPWORDS | {f for f in self.fillers}
@@ -72,16 +136,27 @@ class TextAnalyzer:
 
     def clean(self, text: str) -> str:
         """The summary normalised, misspellings corrected and fillers cut out."""
-        text = normalise(text, self.misspellings)
+        text = normalise(text, self.misspellings, self.protected)
         for filler in self.fillers:
             if len(filler) > 2 and filler in text:
                 text = text.replace(filler, " ")
         return text
 
-    def tokens(self, clean_text: str) -> list[str]:
+    def segment(self, clean_text: str) -> list[str]:
+        """jieba's cut of a cleaned text, every piece (their lengths add up to the text's)."""
+        return self.tokenizer.lcut(clean_text, HMM=True)
+
+    def tokens(self, clean_text: str, pieces: list[str] | None = None) -> list[str]:
         """jieba's words of a cleaned text, without stopwords, fillers and spaces."""
-        return [
-            t
-            for t in self.tokenizer.lcut(clean_text, HMM=True)
-            if t.strip() and t not in self.stopwords
-        ]
+        if pieces is None:
+            pieces = self.segment(clean_text)
+        return [t for t in pieces if t.strip() and t not in self.stopwords]
+
+
+def cuts_of(pieces: Iterable[str]) -> frozenset[int]:
+    """The offsets between consecutive pieces of a segmented text."""
+    offsets, at = [], 0
+    for piece in pieces:
+        at += len(piece)
+        offsets.append(at)
+    return frozenset(offsets[:-1])

@@ -362,3 +362,37 @@ def test_an_urgent_item_runs_on_wall_clock_hours(db: Session) -> None:
     assert order.is_urgent
     assert order.signoff_due_at == saturday_night + timedelta(minutes=15)
     assert order.due_at == saturday_night + timedelta(hours=8)
+
+
+def test_a_redispatch_in_the_same_second_gets_its_own_reminders(db: Session) -> None:
+    """Reminders are keyed by the dispatch, not only by the deadline."""
+    order = dispatched_order(db)
+    objection = order_flow.object_to(
+        order,
+        reason_code=ObjectionReason.NOT_OUR_DUTY,
+        text="不是我们的",
+        actor=liaison(ZJJ),
+        session=db,
+    )
+    order_flow.uphold_objection(
+        objection,
+        item=None,
+        department=department(db, "D-CGQ-CGJ"),
+        reason="城管职责",
+        actor=REVIEWER,
+        session=db,
+        clocks=CLOCKS,
+        now=TUESDAY_10AM,  # the same instant as the first dispatch
+    )
+    db.commit()
+
+    pending = [
+        (m.details["clock"], m.details["kind"])
+        for m in outbox(db, order)
+        if m.status is SmsStatus.PENDING and m.details.get("department_code") == "D-CGQ-CGJ"
+    ]
+    assert sorted(pending) == sorted(
+        (clock, kind)
+        for clock in ("signoff", "contact", "resolution")
+        for kind in ("before", "overdue")
+    )

@@ -234,7 +234,10 @@ class WorkOrder(Base):
     department: Mapped[DirectoryDepartment | None] = relationship(viewonly=True)
 
     __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": row_version}
-    __table_args__ = (Index("ix_work_orders_state_department_code", "state", "department_code"),)
+    __table_args__ = (
+        Index("ix_work_orders_state_department_code", "state", "department_code"),
+        Index("ix_work_orders_updated_at_id", "updated_at", "id"),  # the API's sync listing
+    )
 
 
 class WorkOrderHistory(Base):
@@ -390,7 +393,8 @@ class SmsMessage(Base):
     """One SMS to send, as a scheduled row: whoever sends it first claims it with a lease
     (``lease_owner``, ``lease_until``), so two workers never send it twice; a row left
     ``sending`` by a crash is reconciled with the provider before it is sent again.
-    ``dedupe_key`` makes scheduling idempotent (e.g. ``reminder:42:signoff:before:<due>``)."""
+    ``dedupe_key`` makes scheduling idempotent (``reminder:42:1:signoff:before:<due>``:
+    order, dispatch, clock, kind and deadline)."""
 
     __tablename__ = "sms_messages"
 

@@ -300,7 +300,10 @@ def _schedule_reminders(
         due = due_by_clock[slot.clock]
         sms_outbox.schedule(
             session=session,
-            dedupe_key=f"reminder:{order.id}:{slot.clock}:{slot.kind}:{due.timestamp():.0f}",
+            dedupe_key=(
+                f"reminder:{order.id}:{order.dispatch_count}:{slot.clock}:{slot.kind}"
+                f":{due.timestamp():.0f}"
+            ),
             purpose=SmsPurpose.REMINDER if slot.kind == "before" else SmsPurpose.OVERDUE,
             to_number=department.sms_contact_number,
             body=_reminder_text(order, slot.clock, slot.kind, clocks.local(due)),

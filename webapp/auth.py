@@ -235,14 +235,15 @@ error_pages(bp)
 
 
 class StaffSessionInterface(SecureCookieSessionInterface):
-    """Signed-cookie sessions for the staff pages, none for Twilio's webhooks.
+    """Signed-cookie sessions for the staff pages, none for Twilio's webhooks or the JSON
+    API (bearer tokens).
 
     A webhook carries no cookie and its routes never use a session; opening one would
     build a signing serializer on every webhook (measurable on the benchmarked hot path).
     """
 
-    def __init__(self, no_session_prefix: str) -> None:
-        self.no_session_prefix = no_session_prefix
+    def __init__(self, no_session_prefixes: tuple[str, ...]) -> None:
+        self.no_session_prefix = no_session_prefixes
 
     def open_session(self, app: Flask, request: FlaskRequest) -> SessionMixin | None:
         if request.path.startswith(self.no_session_prefix):
@@ -270,7 +271,7 @@ def init_auth(
     )
     app.extensions[SESSIONS_KEY] = sessions
     app.teardown_appcontext(_close_db_session)
-    app.session_interface = StaffSessionInterface(no_session_prefix="/voice/")
+    app.session_interface = StaffSessionInterface(no_session_prefixes=("/voice/", "/api/"))
 
     csrf = CSRFProtect(app)
     for blueprint in csrf_exempt:

@@ -17,18 +17,21 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from routing.dispatch import DispatchIndex, DispatchRecommender, Recommendations
 from routing.dispatch_places import Location
 from routing.dispatch_vocabulary import Vocabulary, parse_vocabulary
 from tickets import directory as directory_store
 from tickets.dispatch_source import directory_of, examples_digest, learned_examples, order_text
 from tickets.models import DirectoryVersion, WorkOrder
 from tickets.order_flow import Recommended
+
+if TYPE_CHECKING:  # numpy, scikit-learn and jieba: loaded when a model is first built, so
+    # that the processes that never recommend (the webhooks' web tier) do not carry them
+    from routing.dispatch import DispatchIndex, DispatchRecommender, Recommendations
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ def _index_for(version: DirectoryVersion, session: Session) -> tuple[str, Dispat
     with _CACHE_LOCK:
         index = _INDEXES.get(digest)
     if index is None:
+        from routing.dispatch import DispatchIndex
+
         started = time.perf_counter()
         index = DispatchIndex(directory, load_vocabulary())
         log.info(
@@ -82,6 +87,8 @@ def _trained(
     with _CACHE_LOCK:
         recommender = _TRAINED.get(key)
     if recommender is None:
+        from routing.dispatch import DispatchRecommender
+
         started = time.perf_counter()
         recommender = DispatchRecommender(index, examples)
         log.info(
