@@ -110,6 +110,49 @@ PROMPTS: Mapping[str, Mapping[str, str]] = {
         "zh": "对不起，系统暂时出现故障，正在为您紧急接通{line}，请不要挂机。",
         "en": "Sorry, something went wrong on our side. Connecting you to the {line} now.",
     },
+    # -- the satisfaction survey (callflows/survey.py); the key 9 is OPT_OUT_KEY there --
+    "survey_intro": {  # a confidential order, or one without a topic: the number only
+        "zh": "您好，这里是12345政务服务便民热线，现对您反映的工单进行回访。"
+        "工单编号{number}。耽误您一分钟，请回答三个问题。",
+        "en": "Hello, this is the 12345 citizen service hotline, calling about your work "
+        "order {number}. We would like to ask you three short questions.",
+    },
+    "survey_intro_topic": {
+        "zh": "您好，这里是12345政务服务便民热线，现对您反映的工单进行回访。"
+        "工单编号{number}，事项：{topic}。耽误您一分钟，请回答三个问题。",
+        "en": "Hello, this is the 12345 citizen service hotline, calling about your work "
+        "order {number}: {topic}. We would like to ask you three short questions.",
+    },
+    "survey_opt_out_hint": {
+        "zh": "如您今后不希望再接到回访电话，可随时按9。",
+        "en": "If you do not want us to call you again, press 9 at any time.",
+    },
+    "survey_q_responded": {
+        "zh": "请问承办单位是否已与您联系、回应您的诉求？是请按1，否请按2。",
+        "en": "Did the department contact you about your request? For yes press 1. For no press 2.",
+    },
+    "survey_q_solved": {
+        "zh": "请问您反映的问题是否已经解决？已解决请按1，部分解决请按2，未解决请按3。",
+        "en": "Is your problem solved? If it is solved press 1. If it is partly solved "
+        "press 2. If it is not solved press 3.",
+    },
+    "survey_q_satisfied": {
+        "zh": "请问您对办理结果是否满意？满意请按1，基本满意请按2，不满意请按3。",
+        "en": "Are you satisfied with how your request was handled? Satisfied press 1. "
+        "Basically satisfied press 2. Dissatisfied press 3.",
+    },
+    "survey_thanks": {
+        "zh": "感谢您对我们工作的支持，再见。",
+        "en": "Thank you for your answers. Goodbye.",
+    },
+    "survey_opted_out": {
+        "zh": "好的，今后我们不再给您拨打回访电话。感谢您的配合，再见。",
+        "en": "We will not call you again for surveys. Thank you. Goodbye.",
+    },
+    "survey_apology": {
+        "zh": "对不起，系统暂时出现故障。感谢您的耐心，再见。",
+        "en": "Sorry, something went wrong on our side. Thank you for your time. Goodbye.",
+    },
 }
 
 # Spoken names of the emergency lines, used in the {line} placeholders.

@@ -19,7 +19,7 @@ class Language(StrEnum):
 
 
 class Stage(StrEnum):
-    """The gather stages of the front door; each is a webhook path."""
+    """The gather stages of the calls' conversations; each is a webhook path."""
 
     LANGUAGE = "language"
     MENU = "menu"
@@ -29,6 +29,7 @@ class Stage(StrEnum):
     EMERGENCY_UNREACHABLE = "emergency-unreachable"
     AFTER_CONFERENCE = "after-conference"
     CALLBACK_OFFER = "callback-offer"  # the queue's offer of a callback (issue 3)
+    SURVEY = "survey"  # a satisfaction survey's answer (callflows.survey)
 
 
 class WaitRoom(StrEnum):
