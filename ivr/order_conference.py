@@ -6,17 +6,27 @@ the room of a citizen who called in, named after their CallSid. Here nobody call
 the room is new, named after the order (``order-<number>-<unix time>``), and each party
 is one outbound call placed with the gateway's ``join_conference`` (a call whose TwiML is
 ``<Dial><Conference>``; no conference callbacks, so the console's machine never sees the
-room). What it does:
+room). Nobody else's phone rings until the member of staff (the host) has answered:
 
-1. records the plan (who is dialled, by whom) as a ``call_events`` row keyed by the room,
-   committed before any call is placed; the room's dedupe key refuses a second start of
-   the same room (a double click);
-2. dials the member of staff first: their leg starts the conference and ends it when they
-   hang up; if it cannot be placed, nobody else is dialled;
-3. dials the others, who wait with hold music until the member of staff is in;
-4. records each leg as an outbound ``calls`` row (``parent_call_sid`` = the room,
+1. :func:`start` records the plan (who is dialled, by whom: labels, names, department
+   codes, never a number) as a ``call_events`` row keyed by the room, committed before
+   any call is placed; the room's dedupe key refuses a second start (a double click);
+2. it dials the host only: their leg starts the conference and ends it when they hang
+   up. If it cannot be placed, nobody else is dialled, ever;
+3. the host's leg reports its progress to ``/voice/status?leg=order-conference&room=...
+   &label=...`` (signed by Twilio), and ``ivr.voice`` hands it to :func:`on_leg_status`.
+   The first report that decides the room records the one decision about the others as a
+   ``call_events`` row whose dedupe key is ``order-conference:dial-others:<room>``, in
+   the transaction of that webhook: answered (``in-progress``): the others are dialled,
+   after the commit, by :func:`dial_others`; ended without that (``no-answer``, ``busy``,
+   ``failed``, ``canceled``, or ``completed`` before the answer was seen): nobody else is
+   dialled. A retried, duplicated or late report finds the decision taken and does
+   nothing, so every party is dialled at most once;
+4. at dial time the citizen's number is read from the work order and each department's
+   duty phone from the current directory by its code, as the order page does at start;
+5. each placed leg is an outbound ``calls`` row (``parent_call_sid`` = the room,
    ``leg_role`` = ``order-conference``), whose status the ordinary ``/voice/status``
-   callbacks keep up to date, and one ``order-conference:leg`` event per leg.
+   callbacks keep up to date, with one ``order-conference:leg`` event per leg.
 
 Every leg calls from the hotline number and nothing is announced: a department never
 hears or sees the citizen's number (PRODUCT.md: confidential orders, three-way calls).
@@ -26,7 +36,7 @@ The events hold no phone numbers; the ``calls`` rows hold the numbers, as for ev
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,19 +47,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ivr.config import VoiceConfig, voice_config
+from ivr.events import CallStatusEvent
 from ivr.gateway import GatewayError, scrub_numbers
 from tickets import calls
+from tickets import directory as directory_store
 from tickets.events import record_event
-from tickets.models import Call, CallDirection, CallEvent, CallStatus
+from tickets.models import Call, CallDirection, CallEvent, CallStatus, WorkOrder
 from tickets.phones import Caller, CallerKind
 
 log = logging.getLogger(__name__)
 
-LEG_ROLE = "order-conference"  # calls.leg_role of every leg
+LEG_ROLE = "order-conference"  # calls.leg_role of every leg; the callbacks' ``leg``
 PLANNED = "order-conference"  # call_events.kind: who is dialled, by whom
 LEG = "order-conference:leg"  # call_events.kind: one leg placed, or not
+DIAL_OTHERS = "order-conference:dial-others"  # call_events.kind: the host answered
+HOST_MISSED = "order-conference:host-missed"  # call_events.kind: nobody else is dialled
+DECIDED = (DIAL_OTHERS, HOST_MISSED)
 ROOM_MAX = 34  # the room is the events' call_sid (and the legs' parent_call_sid)
 STATUS_PATH = "/voice/status"
+NOT_PLACED = "not-placed"  # HOST_MISSED's status when the host's call was never placed
+UNANSWERED = frozenset(
+    {CallStatus.NO_ANSWER, CallStatus.BUSY, CallStatus.FAILED, CallStatus.CANCELED}
+)
 
 
 class PartyKind(StrEnum):
@@ -71,7 +90,12 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class OrderCall:
-    """The call to place: the member of staff's leg first, then the others."""
+    """The call to place: the member of staff's leg first, then the others.
+
+    Only the host's ``address`` is dialled by :func:`start`; the others' are read again
+    when the host answers (they are checked here, so that a call that cannot reach them
+    is refused before anything rings).
+    """
 
     room: str
     work_order_id: int
@@ -109,16 +133,23 @@ def room_name(order_number: str, at: datetime) -> str:
     return f"order-{order_number}-{int(at.timestamp())}"
 
 
-def start(call: OrderCall) -> list[LegResult]:
+def decision_key(room: str) -> str:
+    """The dedupe key of the one decision about the others (dial them, or nobody)."""
+    return f"{DIAL_OTHERS}:{room}"
+
+
+def start(call: OrderCall) -> LegResult:
     """Place ``call`` (needs an app context); see :func:`start_with`."""
     return start_with(voice_config(), call)
 
 
-def start_with(config: VoiceConfig, call: OrderCall) -> list[LegResult]:
-    """Record the plan, dial the member of staff, then the others; what became of each leg.
+def start_with(config: VoiceConfig, call: OrderCall) -> LegResult:
+    """Record the plan and dial the member of staff only; what became of their leg.
 
-    ``AlreadyStarted`` when the room exists (nothing dialled); ``StaffUnreachable`` when
-    the member of staff's leg failed (nobody else dialled; the failure is recorded).
+    The others are dialled when the host's leg reports that it was answered
+    (:func:`on_leg_status`). ``AlreadyStarted`` when the room exists (nothing dialled);
+    ``StaffUnreachable`` when the host's leg could not be placed (nobody else is ever
+    dialled; the failure is recorded).
     """
     with config.sessions.begin() as session:
         if not record_event(
@@ -129,15 +160,14 @@ def start_with(config: VoiceConfig, call: OrderCall) -> list[LegResult]:
             dedupe_key=f"{PLANNED}:{call.room}",
         ):
             raise AlreadyStarted(call.room)
-    results: list[LegResult] = []
-    for leg in call.legs:
-        results.append(_dial(config, call, leg))
-        if leg.kind is PartyKind.STAFF and results[-1].call_sid is None:
-            break  # without the host the others would wait in a room that never starts
-    _record(config, call, results)
-    if results[0].call_sid is None:
-        raise StaffUnreachable(results[0].error or "the call could not be placed")
-    return results
+    host = call.legs[0]
+    result = _dial(config, call.room, host)
+    # Not placed: the decision is taken now, so that nothing can dial the others later
+    # (a timed-out request that Twilio placed all the same, answered after all).
+    _record(config, call.room, [(host, result)], host_not_placed=result.call_sid is None)
+    if result.call_sid is None:
+        raise StaffUnreachable(result.error or "the call could not be placed")
+    return result
 
 
 def _plan(call: OrderCall) -> dict[str, Any]:
@@ -160,49 +190,151 @@ def _plan(call: OrderCall) -> dict[str, Any]:
     }
 
 
-def _dial(config: VoiceConfig, call: OrderCall, leg: Leg) -> LegResult:
+# -- the host's progress -----------------------------------------------------------------
+
+
+def on_leg_status(
+    session: Session, event: CallStatusEvent, args: Mapping[str, str]
+) -> Callable[[], None] | None:
+    """A leg of an order's room rang, answered or ended (its callback is stored).
+
+    Only the host's leg decides anything, once per room: answered, the others are to be
+    dialled (the returned follow-up, to run after ``session`` commits); ended without
+    that, nobody else is. Every other report (another party's leg, a retry, a report after
+    the decision, a room that is not ours) changes nothing and returns None.
+    """
+    room = args.get("room", "")[:ROOM_MAX]
+    label = args.get("label", "")[:64]
+    status = event.status
+    if not room or status is None:
+        return None
+    if status is not CallStatus.IN_PROGRESS and not status.is_final:
+        return None  # queued, initiated, ringing: nothing to decide yet
+    plan = _plan_of(session, room)
+    if plan is None or not _is_host(plan.params, label):
+        return None
+    answered = status is CallStatus.IN_PROGRESS
+    decided = record_event(
+        session=session,
+        kind=DIAL_OTHERS if answered else HOST_MISSED,
+        call_sid=room,
+        params={"host_call_sid": event.call_sid, "host_status": status.value},
+        dedupe_key=decision_key(room),
+    )
+    if not decided:
+        return None  # decided before: a retry, a duplicate, or a late report
+    if not answered:
+        log.info("order call %s: the host's leg ended %s; nobody else dialled", room, status)
+        return None
+    log.info("order call %s: the host answered; dialling the others", room)
+    config = voice_config()
+    return lambda: dial_others(config, room)
+
+
+def _plan_of(session: Session, room: str) -> CallEvent | None:
+    return session.scalar(select(CallEvent).where(CallEvent.dedupe_key == f"{PLANNED}:{room}"))
+
+
+def _is_host(plan: Mapping[str, Any], label: str) -> bool:
+    """``label`` (from the signed callback URL) names the plan's first leg, the host."""
+    legs = plan.get("legs") or ()
+    if not label or not legs:
+        return False
+    host = legs[0]
+    return host.get("kind") == PartyKind.STAFF.value and host.get("label") == label
+
+
+def dial_others(config: VoiceConfig, room: str) -> list[LegResult]:
+    """Dial everyone but the host into ``room`` (once its host answered); what became of
+    each. Their numbers are read now: the order's caller, the directory's duty phones."""
+    resolved: list[tuple[Leg, LegResult | None]] = []
+    with config.sessions.begin() as session:
+        plan = _plan_of(session, room)
+        if plan is None:
+            log.error("order call %s: no plan, nobody dialled", room)
+            return []
+        for party in list(plan.params.get("legs") or ())[1:]:
+            resolved.append(_resolve(session, plan.params, party))
+    results = [
+        failure if failure is not None else _dial(config, room, leg) for leg, failure in resolved
+    ]
+    _record(config, room, list(zip((leg for leg, _ in resolved), results, strict=True)))
+    return results
+
+
+def _resolve(
+    session: Session, plan: Mapping[str, Any], party: Mapping[str, Any]
+) -> tuple[Leg, LegResult | None]:
+    """The party's leg with its address now, or why it cannot be dialled."""
+    kind = PartyKind(party["kind"])
+    label, name, code = party["label"], party.get("name", ""), party.get("department_code")
+    address: str | None = None
+    problem = "cannot be dialled"
+    if kind is PartyKind.CITIZEN:
+        order = session.get(WorkOrder, plan.get("work_order_id"))
+        address = order.caller_number if order is not None else None
+        problem = "the order has no number to call the citizen on"
+    elif kind is PartyKind.DEPARTMENT and code:
+        version = directory_store.find_current_version(session=session)
+        found = directory_store.find_department(version, code, session=session) if version else None
+        address = found.phone_number if found is not None else None
+        problem = f"there is no department {code} in the current directory"
+    leg = Leg(label, kind, name, address or "", code)
+    if not address:
+        return leg, LegResult(label, kind, name, None, problem)
+    return leg, None
+
+
+# -- placing and recording ---------------------------------------------------------------
+
+
+def _dial(config: VoiceConfig, room: str, leg: Leg) -> LegResult:
     is_host = leg.kind is PartyKind.STAFF
-    query = urlencode({"leg": LEG_ROLE, "room": call.room, "label": leg.label})
+    query = urlencode({"leg": LEG_ROLE, "room": room, "label": leg.label})
     try:
         call_sid = config.gateway.join_conference(
             to_number=leg.address,
             from_number=config.hotline_number,  # never the citizen's number
-            room=call.room,
+            room=room,
             label=leg.label,
             status_callback_url=config.url(f"{STATUS_PATH}?{query}"),
-            start_conference_on_enter=is_host,  # the others wait with music until then
+            start_conference_on_enter=is_host,  # the others join the host's room
             end_conference_on_exit=is_host,  # the host hanging up ends the call for all
         )
     except (GatewayError, ValueError) as error:
         message = scrub_numbers(str(error))[:300]
-        log.warning("order call %s: could not dial %s: %s", call.room, leg.label, message)
+        log.warning("order call %s: could not dial %s: %s", room, leg.label, message)
         return LegResult(leg.label, leg.kind, leg.name, None, message)
-    log.info("order call %s: dialled %s (%s)", call.room, leg.label, call_sid)
+    log.info("order call %s: dialled %s (%s)", room, leg.label, call_sid)
     return LegResult(leg.label, leg.kind, leg.name, call_sid)
 
 
-def _record(config: VoiceConfig, call: OrderCall, results: Sequence[LegResult]) -> None:
+def _record(
+    config: VoiceConfig,
+    room: str,
+    placed: Sequence[tuple[Leg, LegResult]],
+    *,
+    host_not_placed: bool = False,
+) -> None:
     """The legs as calls and events; a failure here is logged, the calls are placed."""
-    addresses = {leg.label: leg.address for leg in call.legs}
     try:
         with config.sessions.begin() as session:
-            for result in results:
+            for leg, result in placed:
                 if result.call_sid:
-                    address = addresses[result.label]
                     calls.register_call(
                         session=session,
                         call_sid=result.call_sid,
                         caller=Caller(CallerKind.NUMBER, number=config.hotline_number),
-                        to_number=address if address.startswith("+") else None,
+                        to_number=leg.address if leg.address.startswith("+") else None,
                         status=CallStatus.QUEUED,
                         direction=CallDirection.OUTBOUND,
-                        parent_call_sid=call.room,
+                        parent_call_sid=room,
                         leg_role=LEG_ROLE,
                     )
                 record_event(
                     session=session,
                     kind=LEG,
-                    call_sid=call.room,
+                    call_sid=room,
                     params={
                         "label": result.label,
                         "kind": result.kind.value,
@@ -212,11 +344,28 @@ def _record(config: VoiceConfig, call: OrderCall, results: Sequence[LegResult]) 
                     },
                     dedupe_key=None,
                 )
+            if host_not_placed:
+                record_event(
+                    session=session,
+                    kind=HOST_MISSED,
+                    call_sid=room,
+                    params={"host_call_sid": None, "host_status": NOT_PLACED},
+                    dedupe_key=decision_key(room),
+                )
     except Exception:
-        log.exception("order call %s: could not record its legs", call.room)
+        log.exception("order call %s: could not record its legs", room)
 
 
 # -- reading ---------------------------------------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """Where a call stands with the others."""
+
+    WAITING = "waiting"  # the host's phone rings: nobody else yet
+    DIALLED = "dialled"  # the host answered: the others were dialled
+    HOST_MISSED = "host-missed"  # the host did not answer: nobody else was called
+    HOST_UNREACHABLE = "host-unreachable"  # the host's call could not be placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +374,9 @@ class PlacedLeg:
     kind: str
     name: str
     call_sid: str | None
-    error: str | None
+    error: str | None  # why the leg was not placed
     status: str | None  # the call's latest status, from its callbacks
+    note: str | None = None  # the leg's state, when no call was placed for it (yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +386,8 @@ class PastCall:
     started_by: str
     role: str
     legs: tuple[PlacedLeg, ...]
+    outcome: Outcome = Outcome.WAITING
+    host_status: str | None = None  # the host's status that decided a missed call
 
 
 def calls_of_order(order_number: str, *, session: Session) -> list[PastCall]:
@@ -243,7 +395,7 @@ def calls_of_order(order_number: str, *, session: Session) -> list[PastCall]:
     prefix = f"order-{order_number}-"
     events = session.scalars(
         select(CallEvent)
-        .where(CallEvent.kind.in_((PLANNED, LEG)), CallEvent.call_sid.startswith(prefix))
+        .where(CallEvent.kind.in_((PLANNED, LEG, *DECIDED)), CallEvent.call_sid.startswith(prefix))
         .order_by(CallEvent.id)
     ).all()
     plans = [event for event in events if event.kind == PLANNED]
@@ -255,24 +407,35 @@ def calls_of_order(order_number: str, *, session: Session) -> list[PastCall]:
         for call in session.scalars(select(Call).where(Call.parent_call_sid.in_(rooms)))
     }
     placed: dict[str, dict[str, dict[str, Any]]] = {}
+    decisions: dict[str, CallEvent] = {}
     for event in events:
         if event.kind == LEG and event.call_sid:
             placed.setdefault(event.call_sid, {})[event.params.get("label", "")] = event.params
+        elif event.kind in DECIDED and event.call_sid:
+            decisions[event.call_sid] = event
     past = []
     for plan in reversed(plans):
         room = plan.call_sid or ""
+        outcome, host_status = _outcome(decisions.get(room))
         legs = []
-        for planned in plan.params.get("legs", ()):
-            outcome = placed.get(room, {}).get(planned["label"])
-            sid = outcome.get("call_sid") if outcome else None
+        for index, planned in enumerate(plan.params.get("legs", ())):
+            result = placed.get(room, {}).get(planned["label"])
+            sid = result.get("call_sid") if result else None
+            error = result.get("error") if result else None
+            note = None
+            if index == 0 and outcome is Outcome.HOST_MISSED:
+                note = _missed_note(host_status)
+            elif index > 0 and result is None:
+                error, note = _not_placed(outcome)
             legs.append(
                 PlacedLeg(
                     label=planned["label"],
                     kind=planned["kind"],
                     name=planned.get("name", ""),
                     call_sid=sid,
-                    error=outcome.get("error") if outcome else "not dialled",
+                    error=error,
                     status=statuses.get(sid) if sid else None,
+                    note=note,
                 )
             )
         past.append(
@@ -282,6 +445,34 @@ def calls_of_order(order_number: str, *, session: Session) -> list[PastCall]:
                 started_by=plan.params.get("by", ""),
                 role=plan.params.get("role", ""),
                 legs=tuple(legs),
+                outcome=outcome,
+                host_status=host_status,
             )
         )
     return past
+
+
+def _outcome(decision: CallEvent | None) -> tuple[Outcome, str | None]:
+    if decision is None:
+        return Outcome.WAITING, None
+    if decision.kind == DIAL_OTHERS:
+        return Outcome.DIALLED, None
+    status = decision.params.get("host_status")
+    if status == NOT_PLACED:
+        return Outcome.HOST_UNREACHABLE, None
+    return Outcome.HOST_MISSED, status
+
+
+def _missed_note(host_status: str | None) -> str:
+    if host_status == CallStatus.COMPLETED.value:
+        return "host hung up before the others were called: nobody else was called"
+    return f"host did not answer ({host_status}): nobody else was called"
+
+
+def _not_placed(outcome: Outcome) -> tuple[str | None, str | None]:
+    """(error, note) of a party without a placed leg."""
+    if outcome is Outcome.WAITING:
+        return None, "called once the host answers"
+    if outcome is Outcome.HOST_MISSED:
+        return None, "not called"
+    return "not dialled", None  # the host's call failed, or dialling them did

@@ -21,7 +21,7 @@ from callflows.front_door import (
     queue_wait,
 )
 from callflows.steps import Stage, WaitRoom
-from ivr import callback_offer, emergency
+from ivr import callback_offer, emergency, order_conference
 from ivr.conference_callbacks import conference_event, participant_event
 from ivr.conference_edge import handle_event
 from ivr.config import voice_config
@@ -200,11 +200,20 @@ def status() -> Response:
         leaves_queue=bool(event.status and event.status.is_final),
     )
     emergency_leg = request.args.get("leg") == "emergency"
-    if persist(hook, now=emergency_leg) and emergency_leg:
+    order_leg = request.args.get("leg") == order_conference.LEG_ROLE
+    stored = persist(hook, now=emergency_leg or order_leg)
+    if stored and emergency_leg:
         session = _session()
         follow_up = emergency.on_leg_status(session, event, request.args)
         session.commit()
         if follow_up:
+            follow_up()
+    elif stored is not None and order_leg:
+        # A retry too (stored is False): the room's one decision event makes it act once.
+        session = _session()
+        follow_up = order_conference.on_leg_status(session, event, request.args)
+        session.commit()
+        if follow_up:  # dial the others, after the commit
             follow_up()
     return twiml_response(())
 

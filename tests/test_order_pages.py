@@ -1,11 +1,12 @@
 """The hotline staff's order pages, as a browser uses them on the real database: who may
 see them, the search, an order with everything about it, the side paths (remind,
 supervise, close, reopen, the extension decision), refusals that write nothing, and the
-multi-party call placed through the gateway."""
+multi-party call placed through the gateway (the others rung once the member of staff
+answers, as their signed status callback says)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import responses
@@ -14,9 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.gateway import ConsoleGateway, GatewayUnavailable, TwilioGateway
-from ivr.order_conference import LEG, LEG_ROLE, PLANNED
-from tests.conftest import HOTLINE_NUMBER, make_settings
+from ivr.gateway import ConsoleGateway, GatewayUnavailable, PlacedCall, TwilioGateway
+from ivr.order_conference import DIAL_OTHERS, HOST_MISSED, LEG, LEG_ROLE, PLANNED
+from tests.conftest import AUTH_TOKEN, HOTLINE_NUMBER, PUBLIC_BASE_URL, make_settings
 from tests.support.orders import (
     CALLER,
     TUESDAY_10AM,
@@ -29,6 +30,7 @@ from tests.support.orders import (
     shipped_clocks,
 )
 from tests.support.staff import PASSWORD, add_staff, csrf_token_of, log_in
+from tests.support.webhooks import TwilioSender, call_params
 from tickets import order_flow
 from tickets import staff as staff_store
 from tickets.models import (
@@ -372,8 +374,19 @@ def test_an_illegal_move_is_409_and_writes_nothing(client: FlaskClient, db: Sess
 # -- the multi-party call ------------------------------------------------------------------
 
 
+def host_reports(twilio: TwilioSender, url: str, sid: str, status: str) -> None:
+    """The member of staff's leg reports ``status``, signed as Twilio does."""
+    parts = urlsplit(url)
+    params = call_params(sid, HOTLINE_NUMBER, CallStatus=status, Direction="outbound-api")
+    assert twilio.post(f"{parts.path}?{parts.query}", params).status_code == 200
+
+
+def answers(twilio: TwilioSender, leg: PlacedCall, status: str = "in-progress") -> None:
+    host_reports(twilio, leg.status_callback_url, leg.sid, status)
+
+
 def test_a_reviewer_calls_the_citizen_and_two_departments_into_one_room(
-    client: FlaskClient, db: Session, gateway: ConsoleGateway
+    client: FlaskClient, db: Session, gateway: ConsoleGateway, twilio: TwilioSender
 ) -> None:
     order = dispatched_order(db)
     reviewer = logged_in(client, db, "dawa", Role.REVIEWER, phone_number="+8613900000007")
@@ -386,51 +399,89 @@ def test_a_reviewer_calls_the_citizen_and_two_departments_into_one_room(
     )
 
     assert response.status_code == 302
-    staff, citizen, zjj, cgj = gateway.placed
+    (staff,) = gateway.placed  # nobody else rings before the reviewer answers
     assert (staff.to_number, staff.label) == ("+8613900000007", f"staff-{reviewer.id}")
     assert (staff.start_conference_on_enter, staff.end_conference_on_exit) == (True, True)
+    room = staff.room
+    assert room.startswith(f"order-{order.number}-") and len(room) <= 34
+    assert staff.status_callback_url.startswith(
+        "https://hotline.example.org/voice/status?leg=order-conference&room="
+    )
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert (
+        "Ringing you first. Once you answer, we call: the citizen, 城关区住房和城乡建设局, "
+        "城关区城市管理和综合执法局. If you do not answer, nobody else is called." in page
+    )
+    assert "called once the host answers" in page
+
+    answers(twilio, staff)
+
+    _, citizen, zjj, cgj = gateway.placed
     assert (citizen.to_number, citizen.label) == (CALLER, "citizen")
     assert (zjj.to_number, cgj.to_number) == (ZJJ_PHONE, CGJ_PHONE)
     for other in (citizen, zjj, cgj):
         assert (other.start_conference_on_enter, other.end_conference_on_exit) == (False, False)
     assert {leg.from_number for leg in gateway.placed} == {HOTLINE_NUMBER}
     assert len({leg.room for leg in gateway.placed}) == 1
-    room = staff.room
-    assert room.startswith(f"order-{order.number}-") and len(room) <= 34
-    assert staff.status_callback_url.startswith("https://hotline.example.org/voice/status?")
     assert gateway.added == []  # no citizen conference machine involved
 
     legs = db.scalars(select(Call).where(Call.parent_call_sid == room).order_by(Call.id)).all()
     assert [leg.to_number for leg in legs] == ["+8613900000007", CALLER, ZJJ_PHONE, CGJ_PHONE]
     assert {(leg.direction, leg.leg_role) for leg in legs} == {(CallDirection.OUTBOUND, LEG_ROLE)}
     kinds = db.scalars(select(CallEvent.kind).where(CallEvent.call_sid == room)).all()
-    assert sorted(kinds) == [PLANNED] + [LEG] * 4
+    assert sorted(kinds) == sorted([PLANNED, DIAL_OTHERS] + [LEG] * 4)
     assert history(db, order)[-1][0] == "dispatch"  # not a lifecycle move
 
     page = client.get(f"/orders/{order.id}").get_data(as_text=True)
-    assert "Ringing you first, then: Dawa, the citizen, 城关区住房和城乡建设局" in page
-    assert "Multi-party calls" in page and "queued" in page
+    assert "Multi-party calls" in page and "in-progress" in page and "queued" in page
+    assert "called once the host answers" not in page
+
+
+def test_when_the_host_does_not_answer_nobody_else_is_called_and_the_page_says_so(
+    client: FlaskClient, db: Session, gateway: ConsoleGateway, twilio: TwilioSender
+) -> None:
+    order = dispatched_order(db)
+    logged_in(client, db, "wang", Role.CALL_TAKER)
+    client.post(f"/orders/{order.id}/conference", data={"with_citizen": "y", "department": ZJJ})
+    (staff,) = gateway.placed
+
+    answers(twilio, staff, "ringing")
+    answers(twilio, staff, "no-answer")
+    answers(twilio, staff, "in-progress")  # late, or out of order: too late
+
+    assert gateway.placed == [staff]
+    assert db.scalars(select(CallEvent.kind).where(CallEvent.call_sid == staff.room)).all() == [
+        PLANNED,
+        LEG,
+        HOST_MISSED,
+    ]
+    page = client.get(f"/orders/{order.id}").get_data(as_text=True)
+    assert "host did not answer (no-answer): nobody else was called" in page
+    assert page.count("not called") == 2  # the citizen and the department
 
 
 def test_a_confidential_orders_number_never_reaches_a_department(
-    client: FlaskClient, db: Session, gateway: ConsoleGateway
+    client: FlaskClient, db: Session, gateway: ConsoleGateway, twilio: TwilioSender
 ) -> None:
     order = dispatched_order(db, confidential=True)
     logged_in(client, db, "wang", Role.CALL_TAKER)
 
     client.post(f"/orders/{order.id}/conference", data={"with_citizen": "y", "department": ZJJ})
+    answers(twilio, gateway.placed[0])
 
     department_leg = gateway.placed[-1]
     assert department_leg.to_number == ZJJ_PHONE
     assert department_leg.from_number == HOTLINE_NUMBER
     assert CALLER not in repr(department_leg)
-    events = db.scalars(select(CallEvent).where(CallEvent.kind.in_((PLANNED, LEG)))).all()
-    assert events and all(CALLER not in repr(event.params) for event in events)
+    kinds = (PLANNED, LEG, DIAL_OTHERS, HOST_MISSED)
+    events = db.scalars(select(CallEvent).where(CallEvent.kind.in_(kinds))).all()
+    assert len(events) == 5
+    assert all(CALLER not in repr(event.params) for event in events)
     assert events[0].params["confidential"] is True
 
 
 def test_a_free_call_taker_is_set_away_during_the_call(
-    client: FlaskClient, db: Session, gateway: ConsoleGateway
+    client: FlaskClient, db: Session, gateway: ConsoleGateway, twilio: TwilioSender
 ) -> None:
     order = dispatched_order(db)
     taker = logged_in(client, db, "wang", Role.CALL_TAKER)
@@ -439,11 +490,13 @@ def test_a_free_call_taker_is_set_away_during_the_call(
 
     client.post(f"/orders/{order.id}/conference", data={"department": ZJJ})
 
-    assert [leg.label for leg in gateway.placed] == [f"staff-{taker.id}", f"dept-{ZJJ}"]
+    assert [leg.label for leg in gateway.placed] == [f"staff-{taker.id}"]
     db.expire_all()
     profile = db.get_one(Staff, taker.id).call_taker
     assert profile is not None and profile.state is CallTakerState.AWAY
     assert profile.away_reason == f"multi-party call for order {order.number}"
+    answers(twilio, gateway.placed[0])
+    assert [leg.label for leg in gateway.placed] == [f"staff-{taker.id}", f"dept-{ZJJ}"]
 
 
 def test_the_multi_party_call_is_refused_before_anything_is_dialled(
@@ -509,6 +562,8 @@ def test_with_twilio_each_party_is_one_call_whose_twiml_joins_the_room(
     logged_in(client, db, "wang", Role.CALL_TAKER)
     sids = iter(["CA" + f"{n:032x}" for n in (1, 2, 3)])
 
+    twilio = TwilioSender(app.test_client(), AUTH_TOKEN, PUBLIC_BASE_URL)
+
     with responses.RequestsMock() as http:
         http.add_callback(
             responses.POST,
@@ -518,6 +573,11 @@ def test_with_twilio_each_party_is_one_call_whose_twiml_joins_the_room(
         response = client.post(
             f"/orders/{order.id}/conference", data={"with_citizen": "y", "department": ZJJ}
         )
+        assert len(http.calls) == 1  # the member of staff only, until they answer
+        host = dict(_form(http.calls[0].request.body))
+        events = {v for k, v in _form(http.calls[0].request.body) if k == "StatusCallbackEvent"}
+        assert {"answered", "completed"} <= events  # it reports its answer and its end
+        host_reports(twilio, host["StatusCallback"], "CA" + f"{1:032x}", "in-progress")
         sent = [dict(_form(call.request.body)) for call in http.calls]
 
     assert response.status_code == 302

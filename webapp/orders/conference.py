@@ -1,10 +1,13 @@
 """``POST /orders/<id>/conference``: a multi-party call (多方通话) from an order page.
 
 A reviewer or call-taker rings themselves (their call-taker profile's phone, or browser
-identity), the citizen (the order's number, when asked) and one to ``MAX_DEPARTMENTS``
-departments (their duty phone in the current directory) into one new conference room;
-``ivr.order_conference`` places and records the calls. Every leg calls from the hotline
-number and nothing is announced, so no department learns the citizen's number.
+identity) into one new conference room; once they answer, the citizen (the order's
+number, when asked) and one to ``MAX_DEPARTMENTS`` departments (their duty phone in the
+current directory) are dialled into it; if they do not answer, nobody else is called.
+``ivr.order_conference`` places and records the calls; here the parties are checked, so
+that a call that could not reach them is refused before anything rings. Every leg calls
+from the hotline number and nothing is announced, so no department learns the citizen's
+number.
 
 A call-taker who was free is set away (reason: the call) so that no citizen's call rings
 them meanwhile; they set themselves available on the console afterwards. Who is in the
@@ -54,7 +57,7 @@ def start_call(order_id: int) -> ResponseReturnValue:
         return render_order(order, status=refusal.status, error=refusal.message)
     db.rollback()  # no transaction held while the calls are placed
     try:
-        results = order_conference.start(call)
+        order_conference.start(call)
     except order_conference.AlreadyStarted:
         return render_order(
             order, status=409, error="This call was started a moment ago; look below."
@@ -66,11 +69,12 @@ def start_call(order_id: int) -> ResponseReturnValue:
             error=f"Your phone could not be rung ({failure}); nobody else was dialled.",
         )
     _set_away(db, order)
-    failed = [result.name for result in results if result.call_sid is None]
-    dialled = ", ".join(result.name for result in results if result.call_sid)
-    flash(f"Ringing you first, then: {dialled}. They join when you answer.", "success")
-    if failed:
-        flash(f"Could not dial: {', '.join(failed)}.", "error")
+    others = ", ".join(leg.name for leg in call.legs[1:])
+    flash(
+        f"Ringing you first. Once you answer, we call: {others}. "
+        "If you do not answer, nobody else is called.",
+        "success",
+    )
     log.info("%s started multi-party call %s for %s", current_user.actor, call.room, order.number)
     return redirect(url_for("orders.show", order_id=order.id))
 
