@@ -34,6 +34,8 @@ from tickets.models import (
     SmsMessage,
     SmsPurpose,
     SmsStatus,
+    Survey,
+    SurveyStatus,
     WorkOrder,
     WorkOrderDispatch,
     WorkOrderHistory,
@@ -396,3 +398,18 @@ def test_a_redispatch_in_the_same_second_gets_its_own_reminders(db: Session) -> 
         for clock in ("signoff", "contact", "resolution")
         for kind in ("before", "overdue")
     )
+
+
+def test_an_answer_opens_the_orders_one_survey(db: Session) -> None:
+    order = dispatched_order(db)
+    zjj = liaison(ZJJ)
+    order_flow.accept(order, actor=zjj, session=db, clocks=CLOCKS)
+    order_flow.answer(order, outcome="已处理", actor=zjj, session=db)
+    order_flow.reopen(order, reason="市民说没解决", actor=REVIEWER, session=db, clocks=CLOCKS)
+    order_flow.accept(order, actor=zjj, session=db, clocks=CLOCKS)
+    order_flow.answer(order, outcome="再次处理", actor=zjj, session=db)
+    db.commit()
+
+    (survey,) = db.scalars(select(Survey).where(Survey.work_order_id == order.id))
+    assert survey.status is SurveyStatus.SCHEDULED and survey.next_attempt_at is None
+    assert (survey.to_number, survey.language) == (CALLER, "zh")

@@ -374,6 +374,7 @@ class ExtensionRequest(Base):
 
 class SmsPurpose(StrEnum):
     ORDER_OPENED = "order_opened"  # to the citizen: the order's number
+    SURVEY = "survey"  # to the citizen: the survey's question, when the calls ran out
     REMINDER = "reminder"  # 催办: to the department's contact before a deadline
     OVERDUE = "overdue"  # 超期催办: to the department's contact after it
     ESCALATION = "escalation"  # 督办: the overdue order goes to the floor manager
@@ -816,3 +817,91 @@ class DirectoryChange(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
     __table_args__ = (Index("ix_directory_changes_entity_code", "entity", "code"),)
+
+
+# -- satisfaction surveys (回访) ------------------------------------------------------------
+
+
+class SurveyStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for ``next_attempt_at`` (inside calling hours)
+    CALLING = "calling"  # a worker holds the lease: an attempt is being placed or is live
+    COMPLETED = "completed"  # the citizen answered (some answers may be empty)
+    SMS_SENT = "sms_sent"  # the attempts ran out: the question went by SMS
+    OPTED_OUT = "opted_out"  # the citizen pressed "do not call me again"
+    CANCELLED = "cancelled"  # no callable number, on the do-not-call list, or invalid
+
+
+class SurveyReview(StrEnum):
+    """A reviewer's reading of an unsolved or dissatisfied survey (PRODUCT.md)."""
+
+    PENDING = "pending"
+    SUBJECTIVE = "subjective"  # about the handling: reopened (重办)
+    OBJECTIVE = "objective"  # about what the law allows: explained and closed
+
+
+class Survey(Base):
+    """The satisfaction survey of one answered work order (one per order, never two).
+
+    Scheduled when the department answers, inside calling hours; each call is a
+    ``SurveyAttempt``. A worker claims a due row with a lease, as for SMS, so two workers
+    never call the same citizen at once. The answers (``callflows.survey``) are stored
+    after every step of the call, so a hang-up keeps what was said; ``review`` is set when
+    the answers send the order to a reviewer.
+    """
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"), unique=True)
+    to_number: Mapped[e164 | None]
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[SurveyStatus] = mapped_column(
+        str_enum(SurveyStatus, 16), default=SurveyStatus.SCHEDULED
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[utc_time | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[utc_time | None]
+    responded: Mapped[str | None] = mapped_column(String(24))  # callflows.survey.Responded
+    solved: Mapped[str | None] = mapped_column(String(24))  # callflows.survey.Resolution
+    satisfied: Mapped[str | None] = mapped_column(String(24))  # callflows.survey.Satisfaction
+    answered_call_sid: Mapped[str | None] = mapped_column(String(34))
+    answered_at: Mapped[utc_time | None]
+    sms_message_id: Mapped[int | None] = mapped_column(ForeignKey("sms_messages.id"))
+    review: Mapped[SurveyReview | None] = mapped_column(str_enum(SurveyReview, 16))
+    reviewed_by: Mapped[str | None] = mapped_column(String(80))
+    reviewed_at: Mapped[utc_time | None]
+    review_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    work_order: Mapped[WorkOrder] = relationship(viewonly=True)
+
+    __table_args__ = (
+        Index("ix_surveys_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_surveys_review", "review"),
+    )
+
+
+class SurveyAttempt(Base):
+    """One survey call. ``attempt_key`` goes into the call's callback URLs before the
+    call is created, so a create that timed out can be reconciled (was the call made?)
+    before anything is retried: the citizen is called once. ``answered_by`` is Twilio's
+    answering-machine detection (``human``, ``machine_start``...); a machine or no answer
+    is a failed attempt."""
+
+    __tablename__ = "survey_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first call
+    attempt_key: Mapped[str] = mapped_column(String(40), unique=True)
+    call_sid: Mapped[str | None] = mapped_column(String(34), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="placing")
+    answered_by: Mapped[str | None] = mapped_column(String(24))
+    placed_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    ended_at: Mapped[utc_time | None]
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (UniqueConstraint("survey_id", "number"),)

@@ -38,6 +38,8 @@ from tickets.models import (
     ObjectionStatus,
     Role,
     SmsPurpose,
+    Survey,
+    SurveyStatus,
     WorkOrder,
     WorkOrderDispatch,
     WorkOrderHistory,
@@ -404,7 +406,27 @@ def answer(
     order.contacted_at = order.contacted_at or row.at
     order.escalation_due_at = None  # no clock runs any more
     sms_outbox.cancel_pending(order, session=session, reason="answered")
+    _open_survey(order, session)
     return row
+
+
+def _open_survey(order: WorkOrder, session: Session) -> None:
+    """The order's satisfaction survey (one per order, whatever happens later: a reopened
+    order answered again keeps its first survey row). The worker plans its first call
+    inside calling hours (``next_attempt_at`` is None until then)."""
+    if session.scalar(select(Survey.id).where(Survey.work_order_id == order.id)) is not None:
+        return
+    session.add(
+        Survey(
+            work_order_id=order.id,
+            to_number=order.caller_number,
+            language=order.language or "zh",
+            status=SurveyStatus.SCHEDULED,
+            attempts=0,
+            next_attempt_at=None,
+        )
+    )
+    session.flush()
 
 
 def object_to(
