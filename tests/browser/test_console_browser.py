@@ -30,10 +30,11 @@ from werkzeug.serving import make_server
 
 from ivr.gateway import ConsoleGateway
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
+from tests.support.orders import import_demo_directory
 from tests.support.staff import PASSWORD, add_staff
 from tests.support.webhooks import TwilioSender, call_params, new_call_sid
 from tickets.db import utcnow
-from tickets.models import CallEvent, CallTakerState, Staff
+from tickets.models import CallEvent, CallTakerState, Staff, WorkOrder
 from webapp import create_app
 from webapp.settings import Settings
 
@@ -255,3 +256,45 @@ def test_a_call_taker_takes_a_call_and_warm_transfers_it_from_the_browser(
     assert who["who"] == str(taker.id)
     profile = db.get(Staff, taker.id).call_taker
     assert profile.state is CallTakerState.WRAP_UP
+
+
+def test_a_call_taker_records_a_call_and_dispatches_it_from_the_suggestions(
+    live_app: tuple[Flask, ConsoleGateway, str], page: Any, db: Session
+) -> None:
+    app, gateway, base = live_app
+    import_demo_directory(db)
+    taker = add_staff(db, "wang", phone_number="+8613900000003", display_name="Wang Fang")
+    twilio = Twilio(app)
+    page.goto(f"{base}/login")
+    page.fill('input[name="username"]', "wang")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.click("#go-available")
+    expect(page.locator("#live-indicator")).to_have_text("live")
+    call_sid = new_call_sid()
+    twilio.call_into_the_queue(call_sid)
+    taker_leg = wait_for("the call-taker's leg", lambda: gateway.added and gateway.added[-1])
+    twilio.answer(call_sid, taker_leg)
+    expect(page.locator("#my-state")).to_have_text("On a call")
+
+    # The call-taker writes the order down; the three suggestions appear under the form.
+    page.select_option("#kind", "complaint")
+    page.fill("#summary", "楼房外墙瓷砖掉下来了，差点砸到人")
+    page.fill("#district", "城关区")
+    page.click('#work-order-form button[type="submit"]')
+    expect(page.locator("#dispatch-step")).to_be_visible()
+    choices = page.locator("#dispatch-choices li")
+    expect(choices).to_have_count(3)
+    expect(choices.first).to_contain_text("建筑外墙瓷砖脱落 (C01-041)")
+    expect(choices.first).to_contain_text("城关区住房和城乡建设局")
+    expect(choices.first).to_contain_text("urgent")
+    expect(choices.first).to_contain_text("瓷砖")
+
+    # The first is checked: dispatch it.
+    page.click('#dispatch-form button[type="submit"]')
+    expect(page.locator("#call-message")).to_contain_text("dispatched to 城关区住房和城乡建设局")
+    expect(page.locator("#dispatch-step")).to_be_hidden()
+    db.expire_all()
+    order = db.scalar(select(WorkOrder).where(WorkOrder.call_sid == call_sid))
+    assert order is not None and order.department_code == "D-CGQ-ZJJ"
+    assert order.history[-1].actor == f"staff:{taker.id}"
