@@ -25,7 +25,8 @@ from ivr.persist import is_transient
 from ivr.sms import SMS_STATUS_PATH, TWILIO_ERROR_KINDS
 from ivr.voice import require_twilio_signature
 from tickets.events import record_event
-from tickets.sms_delivery import ReportResult, message_id_of, record_delivery_report
+from tickets.sms_delivery import message_id_of
+from tickets.sms_reports import ReportResult, record_delivery_report
 from tickets.sms_sender import SmsFailureKind
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,9 @@ from tests.support.orders import (
     shipped_clocks,
 )
 from tests.support.sms import RecordingSmsSender
-from tickets import order_flow, sms_delivery, sms_outbox
+from tickets import escalation, order_flow, sms_delivery, sms_outbox
 from tickets.db import make_engine
+from tickets.escalation import escalate_due
 from tickets.models import (
     ContactPreference,
     ObjectionReason,
@@ -44,7 +45,6 @@ from tickets.sms_delivery import (
     Outcome,
     claim_due,
     deliver,
-    escalate_due,
     sweep,
 )
 from tickets.sms_sender import SentSms, SmsFailure, SmsFailureKind
@@ -670,13 +670,13 @@ def test_two_workers_racing_escalate_an_order_once(
     order = dispatched_order(db)
     later = T0 + timedelta(days=1)
     both_loaded = threading.Barrier(2)
-    real_supervise = sms_delivery.supervise
+    real_supervise = escalation.supervise
 
     def supervise_together(*args, **kwargs):  # both hold the unsupervised order, then race
         both_loaded.wait(timeout=10)
         return real_supervise(*args, **kwargs)
 
-    monkeypatch.setattr(sms_delivery, "supervise", supervise_together)
+    monkeypatch.setattr(escalation, "supervise", supervise_together)
 
     def work(sessions: sessionmaker[Session]) -> list[int]:
         with sessions() as session:

@@ -278,6 +278,17 @@ def _iso(at: datetime | None) -> str | None:
 
 
 CLOCK_NAMES = {"signoff": "签收", "contact": "响应", "resolution": "办结"}
+# Each clock's deadline and the moment that stops it, as WorkOrder attributes.
+CLOCK_DUE_FIELDS = {
+    "signoff": "signoff_due_at",
+    "contact": "contact_due_at",
+    "resolution": "due_at",
+}
+CLOCK_MET_FIELDS = {
+    "signoff": "accepted_at",
+    "contact": "contacted_at",
+    "resolution": "answered_at",
+}
 
 
 def _schedule_reminders(

@@ -1,10 +1,10 @@
-"""Sending the SMS outbox, each text exactly once, and escalating overdue orders (督办).
+"""Sending the SMS outbox, each text exactly once; the worker's sweep (with escalation).
 
 The worker's sweep (``sweep``) does three things, each in its own short transactions:
 
-1. ``escalate_due``: orders whose escalation time passed go to the floor manager
-   (``order_flow.supervise``) and, when a floor manager's number is configured, an
-   ``escalation`` row joins the outbox. Two workers racing: ``row_version`` lets one win.
+1. ``escalation.escalate_due``: orders whose escalation time passed go to the floor
+   manager (``order_flow.supervise``) and, when a floor manager's number is configured,
+   an ``escalation`` row joins the outbox. Two workers racing: ``row_version`` lets one win.
 2. ``claim_due``: due rows (``pending`` and ``next_attempt_at`` passed, or ``sending`` with
    an expired lease: its sender crashed) become ``sending`` under this sweep's lease
    (``lease_owner``, ``lease_until``), committed before anything is sent. PostgreSQL locks
@@ -42,9 +42,7 @@ What each failure does (``SmsFailure.kind``):
   rows it had claimed, and an ERROR is logged: nothing is lost, nothing goes out until an
   operator fixes the account.
 
-The provider's delivery reports (``record_delivery_report``, from ``ivr.sms_status``) move
-the provider status forward, confirm a row still ``sending`` (the report proves it went)
-and mark numbers found opted out or invalid.
+The provider's delivery reports are ``tickets.sms_reports``.
 
 No Flask here: the webapp passes a sessionmaker, the sender and the settings' values.
 Numbers are masked in every log line.
@@ -61,16 +59,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.orm.exc import StaleDataError
 
 from tickets import sms_outbox
 from tickets.db import utcnow
-from tickets.lifecycle import OPEN_STATES, RULES, Action, IllegalMove
+from tickets.escalation import DEFAULT_ZONE, escalate_due
+from tickets.lifecycle import OPEN_STATES
 from tickets.models import (
     ContactPreference,
     SmsMessage,
@@ -78,7 +75,7 @@ from tickets.models import (
     SmsStatus,
     WorkOrder,
 )
-from tickets.order_flow import CLOCK_NAMES, SYSTEM_WORKER, supervise
+from tickets.order_flow import CLOCK_DUE_FIELDS, CLOCK_MET_FIELDS
 from tickets.phones import mask_number
 from tickets.sms_sender import SentSms, SmsFailure, SmsFailureKind, SmsSender
 
@@ -87,17 +84,7 @@ log = logging.getLogger(__name__)
 ACTOR = "system:sms"  # who marks a number opted out or invalid (ContactPreference.updated_by)
 UNCONFIRMED = "unconfirmed_send_at"  # details: an attempt whose outcome nobody heard
 RECONCILE_FAILURES = "reconcile_failures"  # details: find_sent could not answer, so often
-DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
-# The orders the sweep may supervise: open ones the lifecycle lets the system supervise
-# (an objected order waits for the review; its escalation follows the decision).
-ESCALATABLE_STATES = frozenset(RULES[Action.SUPERVISE].sources & OPEN_STATES)
 _REMINDERS = (SmsPurpose.REMINDER, SmsPurpose.OVERDUE)
-_CLOCK_DEADLINES = {
-    "signoff": "signoff_due_at",
-    "contact": "contact_due_at",
-    "resolution": "due_at",
-}
-_CLOCK_MET = {"signoff": "accepted_at", "contact": "contacted_at", "resolution": "answered_at"}
 
 
 class Outcome(StrEnum):
@@ -308,7 +295,7 @@ def _read(sessions: sessionmaker[Session], message_id: int) -> _Row | None:
         )
 
 
-def _change(session: Session, message_id: int, conditions: Sequence[Any], **values: Any) -> bool:
+def update_row(session: Session, message_id: int, conditions: Sequence[Any], **values: Any) -> bool:
     """One conditional UPDATE of the row; whether it matched (rowcount 1)."""
     result = session.execute(
         update(SmsMessage)
@@ -361,13 +348,13 @@ def deliver(
         unwanted = _why_not_send(session, row)
         if unwanted is not None:
             status, why = unwanted
-            if not _change(session, row.id, _ours(row, owner), **_closed(status, now, why)):
+            if not update_row(session, row.id, _ours(row, owner), **_closed(status, now, why)):
                 return Outcome.SKIPPED
             log.info("sms not sent %s: %s", row.describe(), why)
             return _STATUS_OUTCOME[status]
         # The stamp and the count go in before the request leaves: a crash from here on is
         # found again (the lease runs out) and reconciled, never blindly resent.
-        stamped = _change(
+        stamped = update_row(
             session,
             row.id,
             _ours(row, owner),
@@ -422,7 +409,7 @@ def _finish(
     with sessions.begin() as session:
         values = _closed(status, now, error, code)
         values["details"] = row.details_without(UNCONFIRMED, RECONCILE_FAILURES)
-        if not _change(session, row.id, _ours(row, owner), **values):
+        if not update_row(session, row.id, _ours(row, owner), **values):
             return Outcome.SKIPPED
     log.warning("sms %s %s: %s", status.value, row.describe(), error)
     return _STATUS_OUTCOME[status]
@@ -446,12 +433,12 @@ def _why_not_send(session: Session, row: _Row) -> tuple[SmsStatus, str] | None:
     if row.purpose not in _REMINDERS:
         return None
     clock = row.details.get("clock")
-    if clock not in _CLOCK_MET:
+    if clock not in CLOCK_MET_FIELDS:
         return None
-    if getattr(order, _CLOCK_MET[clock]) is not None:
+    if getattr(order, CLOCK_MET_FIELDS[clock]) is not None:
         return SmsStatus.CANCELLED, f"the {clock} clock has stopped"
     written_for = _deadline_of(row.details)
-    deadline: datetime | None = getattr(order, _CLOCK_DEADLINES[clock])
+    deadline: datetime | None = getattr(order, CLOCK_DUE_FIELDS[clock])
     if written_for is not None and (
         deadline is None or abs(deadline.timestamp() - written_for) >= 1
     ):
@@ -495,7 +482,7 @@ def _reconcile(
         _record_sent(row, found, sessions=sessions, at=since, how="reconciled")
         return Outcome.RECONCILED
     with sessions.begin() as session:
-        cleared = _change(
+        cleared = update_row(
             session,
             row.id,
             _ours(row, owner),
@@ -530,7 +517,7 @@ def _reconcile_failed(
         )
         return _finish(row, sessions, owner, now, SmsStatus.FAILED, error=error, code=failure.code)
     with sessions.begin() as session:
-        _change(
+        update_row(
             session,
             row.id,
             _ours(row, owner),
@@ -550,7 +537,7 @@ def _record_sent(
     """``sent`` if the row is still on this attempt (whoever holds the lease now: the
     attempt is what went out). False when the row moved on meanwhile."""
     with sessions.begin() as session:
-        recorded = _change(
+        recorded = update_row(
             session,
             row.id,
             [SmsMessage.status == SmsStatus.SENDING, SmsMessage.attempts == row.attempts],
@@ -618,7 +605,7 @@ def _failed(
     if failure.maybe_sent:
         # It may have gone out: the next sweep after the backoff asks the provider first.
         with sessions.begin() as session:
-            kept = _change(
+            kept = update_row(
                 session,
                 row.id,
                 _ours(row, owner),
@@ -639,7 +626,7 @@ def _failed(
         error = f"gave up after {row.attempts} attempts: {failure}"
         return _finish(row, sessions, owner, now, SmsStatus.FAILED, error=error, code=failure.code)
     with sessions.begin() as session:
-        again = _change(
+        again = update_row(
             session,
             row.id,
             _ours(row, owner),
@@ -676,7 +663,7 @@ def _pause(
 ) -> None:
     """The account is refused: the row waits, ``pending``, its attempt not counted."""
     with sessions.begin() as session:
-        _change(
+        update_row(
             session,
             row.id,
             _ours(row, owner),
@@ -715,7 +702,7 @@ def _mark_recipient(
             with sessions.begin() as session:
                 values = _closed(status, now, why, failure.code)
                 values["details"] = row.details_without(UNCONFIRMED, RECONCILE_FAILURES)
-                if not _change(session, row.id, _ours(row, owner), **values):
+                if not update_row(session, row.id, _ours(row, owner), **values):
                     return Outcome.SKIPPED
                 cancelled = mark_number(
                     session,
@@ -757,224 +744,6 @@ def mark_number(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-# -- delivery reports -------------------------------------------------------------------------
-
-# The provider's statuses in the order a text moves through them (Twilio's names; a
-# gateway's own are mapped to these by its edge). A report never moves a row backwards:
-# callbacks arrive out of order.
-PROVIDER_STATUS_RANK = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "canceled": 4,
-    "partially_delivered": 4,
-    "read": 5,
-}
-UNDELIVERED = frozenset({"undelivered", "failed"})
-
-
-class ReportResult(StrEnum):
-    """What a delivery report changed."""
-
-    UNKNOWN = "unknown"  # no such row
-    OTHER_SEND = "other_send"  # the row records another message id: noted in the log only
-    CONFIRMED = "confirmed"  # the row was sending (or waiting): the report proves it went
-    UPDATED = "updated"  # the provider status moved on
-    STALE = "stale"  # an older status than the row has: nothing changed
-    RECIPIENT = "recipient"  # delivery failed: the number opted out or is invalid
-
-
-def record_delivery_report(
-    *,
-    session: Session,
-    message_id: int,
-    provider_id: str,
-    provider_status: str,
-    error_code: int | None = None,
-    recipient: SmsFailureKind | None = None,
-    now: datetime | None = None,
-) -> ReportResult:
-    """The provider reports on text ``provider_id`` of row ``message_id``. A row still
-    ``sending`` (or ``pending`` again) is ``sent``: the report proves the provider took
-    it, and nobody may send it again. ``recipient`` (``opted_out`` / ``invalid_number``,
-    from the report's error code) marks the row and the number as a failed send would.
-    In the caller's transaction; every change is conditional, so a repeated or late
-    report changes nothing."""
-    now = now or utcnow()
-    status = provider_status.strip().lower()[:24]
-    row = session.get(SmsMessage, message_id)
-    if row is None:
-        return ReportResult.UNKNOWN
-    if row.provider_id and provider_id and row.provider_id != provider_id:
-        log.warning(
-            "sms report for sms-%s names %s, the row records %s (a second send?): status %s",
-            message_id,
-            provider_id,
-            row.provider_id,
-            status,
-        )
-        return ReportResult.OTHER_SEND
-    rank = PROVIDER_STATUS_RANK.get(status, -1)
-    not_later = [s for s, r in PROVIDER_STATUS_RANK.items() if r <= rank]
-    newer = or_(SmsMessage.provider_status.is_(None), SmsMessage.provider_status.in_(not_later))
-    values: dict[str, Any] = {"updated_at": now}
-    if status in UNDELIVERED and error_code is not None:
-        values |= {"error_code": error_code, "last_error": f"not delivered: error {error_code}"}
-    confirmed = bool(provider_id) and _change(
-        session,
-        message_id,
-        [SmsMessage.status.in_((SmsStatus.SENDING, SmsStatus.PENDING))],
-        status=SmsStatus.SENT,
-        provider_id=provider_id[:64],
-        provider_status=status or None,
-        sent_at=now,
-        lease_owner=None,
-        lease_until=None,
-        **values,
-    )
-    if confirmed:
-        log.info("sms sms-%s confirmed by the provider's report (%s)", message_id, status)
-        result = ReportResult.CONFIRMED
-    elif status and _change(session, message_id, [newer], provider_status=status, **values):
-        result = ReportResult.UPDATED
-    else:
-        result = ReportResult.STALE
-    if recipient in (SmsFailureKind.OPTED_OUT, SmsFailureKind.INVALID_NUMBER) and (
-        status in UNDELIVERED
-    ):
-        opted_out = recipient is SmsFailureKind.OPTED_OUT
-        _change(
-            session,
-            message_id,
-            [SmsMessage.status == SmsStatus.SENT],
-            status=SmsStatus.OPTED_OUT if opted_out else SmsStatus.INVALID,
-            updated_at=now,
-        )
-        cancelled = mark_number(
-            session,
-            row.to_number,
-            opted_out=opted_out,
-            reason=f"delivery report for sms-{message_id}: error {error_code}",
-            now=now,
-        )
-        log.warning(
-            "sms sms-%s not delivered: %s %s (error %s); %d other pending message(s) cancelled",
-            message_id,
-            mask_number(row.to_number),
-            "opted out" if opted_out else "is invalid",
-            error_code,
-            cancelled,
-        )
-        result = ReportResult.RECIPIENT
-    return result
-
-
-# -- escalation -------------------------------------------------------------------------------
-
-
-def escalate_due(
-    *,
-    session: Session,
-    now: datetime,
-    floor_manager_number: str | None,
-    zone: tzinfo = DEFAULT_ZONE,
-) -> list[int]:
-    """督办: supervise every open order whose escalation time passed, one transaction each
-    (committed here), with a text to the floor manager when a number is configured. The
-    ids of the orders this call escalated; an order another worker escalated first is
-    skipped (its ``row_version`` moved: ``StaleDataError``)."""
-    due = (
-        WorkOrder.escalation_due_at <= now,
-        WorkOrder.is_supervised.is_(False),
-        WorkOrder.state.in_(ESCALATABLE_STATES),
-    )
-    ids = list(
-        session.scalars(select(WorkOrder.id).where(*due).order_by(WorkOrder.escalation_due_at))
-    )
-    session.rollback()  # end the read: each order is its own transaction
-    escalated: list[int] = []
-    for order_id in ids:
-        try:
-            if _escalate(session, order_id, now, floor_manager_number, zone):
-                session.commit()
-                escalated.append(order_id)
-            else:
-                session.rollback()
-        except (StaleDataError, IntegrityError):
-            session.rollback()
-            log.info("work order %s was escalated by another worker", order_id)
-        except IllegalMove as refused:
-            session.rollback()
-            log.warning("work order %s cannot be escalated: %s", order_id, refused)
-    return escalated
-
-
-def _escalate(
-    session: Session, order_id: int, now: datetime, floor_manager_number: str | None, zone: tzinfo
-) -> bool:
-    order = session.get(WorkOrder, order_id, populate_existing=True)
-    if (
-        order is None
-        or order.is_supervised
-        or order.escalation_due_at is None
-        or order.escalation_due_at > now
-        or order.state not in ESCALATABLE_STATES
-    ):
-        return False  # changed since the query
-    clock, deadline = passed_clock(order, now)
-    name = CLOCK_NAMES.get(clock, clock)
-    when = f"{deadline.astimezone(zone):%m-%d %H:%M}" if deadline else "-"
-    history = supervise(
-        order,
-        note=f"超过{name}时限（{when}），系统自动督办",
-        actor=SYSTEM_WORKER,
-        session=session,
-        now=now,
-    )
-    history.details = {
-        **history.details,
-        "clock": clock,
-        "deadline": deadline.isoformat() if deadline else None,
-    }
-    session.flush()
-    if floor_manager_number:
-        sms_outbox.schedule(
-            session=session,
-            dedupe_key=f"escalation:{order.id}:{order.dispatch_count}",
-            purpose=SmsPurpose.ESCALATION,
-            to_number=floor_manager_number,
-            body=(
-                f"【12345热线】督办：工单{order.number}"
-                f"（{order.handling_department or order.department_code or '-'}）"
-                f"已超过{name}时限（{when}），请跟进。"
-            ),
-            due_at=now,
-            work_order_id=order.id,
-            details={"clock": clock, "department_code": order.department_code or ""},
-        )
-    log.info("work order %s escalated to the floor manager (%s overdue)", order.number, clock)
-    return True
-
-
-def passed_clock(order: WorkOrder, now: datetime) -> tuple[str, datetime | None]:
-    """The earliest clock still running whose deadline passed (the one that escalated),
-    and its deadline; the first running clock when none has passed."""
-    running = [
-        (clock, getattr(order, _CLOCK_DEADLINES[clock]))
-        for clock in ("signoff", "contact", "resolution")
-        if getattr(order, _CLOCK_MET[clock]) is None
-    ]
-    for clock, deadline in running:
-        if deadline is not None and deadline <= now:
-            return clock, deadline
-    return running[0] if running else ("resolution", order.due_at)
 
 
 # -- the sweep --------------------------------------------------------------------------------
