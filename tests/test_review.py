@@ -142,6 +142,8 @@ def test_the_queues_are_for_reviewers_and_extensions_for_floor_managers_too(
         "/review/objections/<int:objection_id>/reject",
         "/review/extensions",
         "/review/extensions/<int:request_id>",
+        "/review/surveys",
+        "/review/surveys/<int:survey_id>",
     }
 
 

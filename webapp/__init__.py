@@ -23,6 +23,7 @@ from webapp.portal import register_portal_pages
 from webapp.settings import Settings, load_settings
 from webapp.sms import SMS_SENDER_KEY, build_sms_sender
 from webapp.staff import register_staff_pages
+from webapp.surveys import SURVEY_CALLER_KEY, build_survey_caller
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
     engine = make_engine(settings.database_url)
     app.extensions["hotline.engine"] = engine
     app.extensions[SMS_SENDER_KEY] = build_sms_sender(settings)  # tests may replace it
+    app.extensions[SURVEY_CALLER_KEY] = build_survey_caller(settings)  # tests may replace it
     sessions = sessionmaker(engine, expire_on_commit=False)
     twilio_blueprints = init_voice(
         app,

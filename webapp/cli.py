@@ -22,6 +22,7 @@ from webapp.drainer import drain_all, run_drainer
 from webapp.settings import Settings, SettingsError
 from webapp.sms_cli import sms_group
 from webapp.staff.cli import staff_group
+from webapp.survey_cli import survey_call_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ def main() -> None:
 main.add_command(staff_group)
 main.add_command(directory_group)
 main.add_command(sms_group)
+main.add_command(survey_call_command)
 
 
 @main.command("migrate")

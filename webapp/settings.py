@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callflows.front_door import FrontDoorMode
 from tickets.calendar import parse_office_hours
 from tickets.phones import to_e164
+from tickets.survey_schedule import load_survey_rules
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 TWILIO_API = "https://api.twilio.com"
@@ -77,6 +78,9 @@ class Settings:
     sms_from_number: str = ""  # TWILIO_SMS_FROM: the sender number, or
     sms_messaging_service_sid: str = ""  # TWILIO_MESSAGING_SERVICE_SID
     floor_manager_sms_number: str = ""  # who gets the escalations (督办) by SMS
+    # Survey calls (回访): the pace of outbound calls and the calling-hours rules
+    survey_calls_per_second: float = 1.0  # Twilio's default for an account
+    survey_rules_file: str = ""  # empty: tickets/data/survey_rules.toml
 
     @property
     def is_production(self) -> bool:
@@ -143,6 +147,17 @@ def _existing_file(env: Mapping[str, str], name: str) -> str:
     if raw and not Path(raw).is_file():
         raise SettingsError(f"{name} names no file: {raw!r}")
     return raw
+
+
+def _survey_rate(env: Mapping[str, str]) -> float:
+    raw = env.get("SURVEY_CALLS_PER_SECOND", "").strip()
+    try:
+        rate = float(raw) if raw else Settings.survey_calls_per_second
+    except ValueError as error:
+        raise SettingsError(f"SURVEY_CALLS_PER_SECOND must be a number, not {raw!r}") from error
+    if not 0 < rate <= 100:
+        raise SettingsError(f"SURVEY_CALLS_PER_SECOND must be above 0 and at most 100, not {raw}")
+    return rate
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -229,6 +244,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     floor_manager_sms = env.get("FLOOR_MANAGER_SMS_NUMBER", "").strip()
     if floor_manager_sms:
         floor_manager_sms = _number(env, "FLOOR_MANAGER_SMS_NUMBER", floor_manager_sms)
+    survey_calls_per_second = _survey_rate(env)
+    survey_rules_file = _existing_file(env, "SURVEY_RULES_FILE")
+    if survey_rules_file:
+        try:
+            load_survey_rules(Path(survey_rules_file))
+        except (OSError, ValueError) as error:
+            raise SettingsError(f"SURVEY_RULES_FILE: {error}") from error
 
     return Settings(
         environment=environment,
@@ -275,4 +297,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sms_from_number=sms_from,
         sms_messaging_service_sid=messaging_service,
         floor_manager_sms_number=floor_manager_sms,
+        survey_calls_per_second=survey_calls_per_second,
+        survey_rules_file=survey_rules_file,
     )

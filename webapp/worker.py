@@ -20,6 +20,7 @@ from webapp import create_app
 from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
 from webapp.sms import run_sweep
+from webapp.surveys import run_survey_sweep
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +89,13 @@ def deliver_sms_now() -> dict[str, Any]:
     app = worker_app()
     with app.app_context():
         return run_sweep(app).as_dict()
+
+
+@huey.periodic_task(crontab(minute="*"), retries=0)
+def place_survey_calls() -> dict[str, Any]:
+    """Every minute: plan the surveys of newly answered orders, then place the due survey
+    calls inside calling hours, paced, each exactly once (``tickets.surveys``). Not
+    retried: what a failed sweep left is due again at the next one."""
+    app = worker_app()
+    with app.app_context():
+        return run_survey_sweep(app).as_dict()

@@ -7,6 +7,11 @@
   with a reason either way. Reviewers only, as the lifecycle says.
 - Extension requests (延期): approved (the resolution deadline moves by the working days
   asked) or refused, with a reason; reviewers and floor managers.
+- Satisfaction surveys (回访不满意): the surveys whose answers were not "responded, solved,
+  satisfied", oldest first, with the three answers and the call they came from. The
+  reviewer marks the dissatisfaction subjective (about the handling: reopened to the same
+  department, 重办) or objective (about what the law allows: explained and closed), with a
+  reason. Reviewers only.
 
 Deciding something already decided, or a move the order's state no longer allows, is
 refused with 409 and nothing is written.
@@ -19,11 +24,14 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from wtforms import StringField, TextAreaField
+from wtforms.validators import AnyOf, InputRequired, Length
 
 from tickets import directory as directory_store
-from tickets import order_flow
+from tickets import order_flow, survey_results
 from tickets.models import (
     DirectoryDepartment,
     DirectoryItem,
@@ -32,6 +40,9 @@ from tickets.models import (
     Objection,
     ObjectionStatus,
     Role,
+    Survey,
+    SurveyAttempt,
+    SurveyReview,
     WorkOrder,
     WorkOrderDispatch,
 )
@@ -312,3 +323,105 @@ def decide_extension(request_id: int) -> ResponseReturnValue:
     if to_order:
         return redirect(url_for("orders.show", order_id=order.id))
     return redirect(url_for("review.extensions"))
+
+
+# -- satisfaction surveys ------------------------------------------------------------------
+
+SURVEY_DECISIONS = {"subjective": True, "objective": False}
+
+
+class SurveyDecisionForm(FlaskForm):
+    decision = StringField(validators=[InputRequired(), AnyOf(list(SURVEY_DECISIONS))])
+    reason = TextAreaField("Why", validators=[InputRequired(), Length(max=2000)])
+
+
+@bp.get("/surveys")
+@reviewers_only
+def surveys() -> ResponseReturnValue:
+    return _render_surveys()
+
+
+def _render_surveys(*, status: int = 200, error: str = "") -> ResponseReturnValue:
+    db = db_session()
+    if error:
+        flash(error, "error")
+    pending = db.scalars(
+        select(Survey)
+        .where(Survey.review == SurveyReview.PENDING)
+        .order_by(Survey.answered_at, Survey.id)
+    ).all()
+    decided = db.scalars(
+        select(Survey)
+        .where(Survey.review.in_((SurveyReview.SUBJECTIVE, SurveyReview.OBJECTIVE)))
+        .order_by(Survey.reviewed_at.desc(), Survey.id.desc())
+        .limit(RECENT)
+    ).all()
+    people = display.People([s.reviewed_by or "" for s in decided], session=db)
+    return render_template(
+        "review/surveys.html",
+        pending=[_survey_row(db, survey) for survey in pending],
+        decided=[
+            {**_survey_row(db, survey), "reviewed_by": people(survey.reviewed_by)}
+            for survey in decided
+        ],
+    ), status
+
+
+def _survey_row(db: Session, survey: Survey) -> dict[str, Any]:
+    order = db.get_one(WorkOrder, survey.work_order_id)
+    attempt = (
+        db.scalar(select(SurveyAttempt).where(SurveyAttempt.call_sid == survey.answered_call_sid))
+        if survey.answered_call_sid
+        else None
+    )
+    return {
+        "id": survey.id,
+        "order": order,
+        "department": order.handling_department or order.department_code or "-",
+        "answers": survey_results.answer_words(survey),
+        "call_sid": survey.answered_call_sid or "-",
+        "attempt": attempt.number if attempt else None,
+        "answered_at": display.local(survey.answered_at),
+        "review": survey.review.value if survey.review else "",
+        "reviewed_at": display.local(survey.reviewed_at),
+        "review_reason": survey.review_reason,
+    }
+
+
+@bp.post("/surveys/<int:survey_id>")
+@reviewers_only
+def decide_survey(survey_id: int) -> ResponseReturnValue:
+    db = db_session()
+    survey = db.get(Survey, survey_id)
+    if survey is None:
+        abort(404)
+    form = SurveyDecisionForm()
+    if not form.validate_on_submit():
+        return _render_surveys(status=400, error=form_problem(form))
+    subjective = SURVEY_DECISIONS[form.decision.data or ""]
+    try:
+        attempt(
+            lambda: survey_results.decide_review(
+                db,
+                survey,
+                subjective=subjective,
+                reason=form.reason.data or "",
+                actor=actor_as(Role.REVIEWER),
+                clocks=order_clocks(),
+            )
+        )
+    except Refused as refusal:
+        db.rollback()
+        return _render_surveys(status=refusal.status, error=refusal.message)
+    db.commit()
+    order = db.get_one(WorkOrder, survey.work_order_id)
+    if subjective:
+        log.info("survey %s subjective: %s reopened", survey.id, order.number)
+        flash(
+            f"Order {order.number} reopened (重办): back to {order.handling_department}.",
+            "success",
+        )
+    else:
+        log.info("survey %s objective: %s closed as explained", survey.id, order.number)
+        flash(f"Order {order.number} closed as explained (已解释).", "success")
+    return redirect(url_for("review.surveys"))
