@@ -685,8 +685,18 @@ class CallbackTask(Base):
     handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[utc_time | None]
     created_at: Mapped[utc_time] = mapped_column(default=utcnow)
+    # The outbound callback (issue 5): a free call-taker is rung first, then the citizen
+    # into the same room; attempts are planned like a survey's, claimed under a lease.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[utc_time | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[utc_time | None]
+    last_room: Mapped[str | None] = mapped_column(String(34))  # the latest attempt's room
 
-    __table_args__ = (Index("ix_callback_tasks_status_queued_at", "status", "queued_at"),)
+    __table_args__ = (
+        Index("ix_callback_tasks_status_queued_at", "status", "queued_at"),
+        Index("ix_callback_tasks_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
 
 # -- the duty directory (接诉即办职责清单) -------------------------------------------------------
