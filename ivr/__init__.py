@@ -10,6 +10,7 @@ from flask import Blueprint, Flask
 from ivr.audio import audio_bp
 from ivr.config import VoiceConfig
 from ivr.request_session import init_request_sessions
+from ivr.sms_inbound import bp as sms_inbound_bp
 from ivr.sms_status import bp as sms_status_bp
 from ivr.survey_voice import bp as survey_voice_bp
 from ivr.voice import bp as voice_bp
@@ -23,5 +24,6 @@ def init_voice(app: Flask, config: VoiceConfig) -> tuple[Blueprint, ...]:
     app.register_blueprint(voice_bp)
     app.register_blueprint(audio_bp)
     app.register_blueprint(sms_status_bp)
+    app.register_blueprint(sms_inbound_bp)
     app.register_blueprint(survey_voice_bp)
-    return voice_bp, audio_bp, sms_status_bp, survey_voice_bp
+    return voice_bp, audio_bp, sms_status_bp, sms_inbound_bp, survey_voice_bp
