@@ -3,8 +3,9 @@
 ``dispatch_waiting_calls`` reads the waiting callers and the call-takers on duty, asks
 ``routing.assign``, then rings each assignment. Ringing claims the call-taker and the caller
 in one transaction: the call-taker moves available → ringing only if they are still
-available (``tickets.conferences.claim_available`` takes the row's write lock first), and
-the caller's room takes ``RingTaker`` only if nobody else rang for them (the room's version);
+available (``tickets.staff.ring_if_available``: one UPDATE that matches only an available
+call-taker, and its history row), and the caller's room takes ``RingTaker`` only if nobody
+else rang for them (the room's version);
 so two dispatchers running at once never ring one call-taker twice or one caller twice.
 The participant is created after that commit (``ivr.conference_edge``).
 
@@ -26,7 +27,7 @@ from callflows.conference_messages import FailReason, ParticipantFailed, Refusal
 from callflows.conference_roster import ConferenceState
 from ivr.conference_edge import ROUTING_ACTOR, drive, handle_event_with
 from ivr.config import VoiceConfig, voice_config
-from ivr.routing_view import routing_taker, target_of
+from ivr.routing_view import routing_taker, target_for
 from ivr.wakeups import wake_at
 from routing.assignment import (
     Assignment,
@@ -40,7 +41,7 @@ from routing.queue_order import WaitingCaller
 from tickets import calls, conferences, staff
 from tickets.db import utcnow
 from tickets.events import record_event
-from tickets.models import CallTakerState, Staff
+from tickets.models import CallTakerState
 
 log = logging.getLogger(__name__)
 S = CallTakerState
@@ -61,30 +62,70 @@ def dispatch_waiting_calls(
     their assignment is rung first, and decided again if another pass took their caller
     meanwhile (they would be left idle otherwise); the others' come after. Without
     ``config`` it needs an app context.
+
+    Two reads (the call-takers on duty as plain rows, with where each is rung; the queue),
+    the decision, then each ring: a claim of two statements, the room's step, the commit,
+    the participant create.
     """
     config = config or voice_config()
     now = now or utcnow()
     with config.sessions() as session:
-        profiles = staff.list_call_takers(states=ON_DUTY, session=session, now=now)
-        session.commit()  # wrap-ups that ended on the way
-        if not any(profile.state is S.AVAILABLE for profile in profiles):
-            return []  # nobody to ring: the queue need not be read
-        callers = calls.list_waiting_callers(session=session)
-        if not callers:
-            return []
-        takers = [routing_taker(profile) for profile in profiles]
-        decisions = assign(callers, takers, now, config.routing_policy)
+        rows = staff.call_takers_for_routing(states=ON_DUTY, session=session, now=now)
+        if any(row.state is S.AVAILABLE for row in rows):
+            callers = calls.list_waiting_callers(session=session)
+        else:
+            callers = []  # nobody to ring: the queue need not be read
+        session.commit()  # wrap-ups that ended on the way (one commit, for both reads)
+    if not callers:
+        return []
+    takers = [routing_taker(row) for row in rows]
+    decisions = assign(callers, takers, now, config.routing_policy)
     _wake_for_language_waits(config, callers, takers, decisions, now)
+    targets = {
+        row.staff_id: target_for(
+            row.staff_id, row.client_identity, row.phone_number, row.display_name
+        )
+        for row in rows
+        if row.state is S.AVAILABLE
+    }
     if freed_staff_id is None:
-        return [assignment for assignment in decisions if ring(config, assignment)]
+        return _ring_each(config, decisions, targets, fresh=1)
     theirs = [d for d in decisions if d.staff_id == freed_staff_id]
-    rung = [assignment for assignment in theirs if ring(config, assignment)]
+    rung = _ring_each(config, theirs, targets, fresh=1)
     if theirs and not rung and attempts > 1:  # their caller was taken meanwhile: again
         return dispatch_waiting_calls(
             config=config, freed_staff_id=freed_staff_id, attempts=attempts - 1
         )
     others = [d for d in decisions if d.staff_id != freed_staff_id]
-    return rung + [assignment for assignment in others if ring(config, assignment)]
+    return rung + _ring_each(config, others, targets, fresh=0)
+
+
+def _ring_each(
+    config: VoiceConfig,
+    decisions: list[Assignment],
+    targets: dict[int, Target | None],
+    *,
+    fresh: int,
+) -> list[Assignment]:
+    """Ring the decisions in order; the ones rung. The first ``fresh`` are rung at once
+    (just decided); before each of the others a plain read checks that the call-taker is
+    still free and the caller still waiting, since another pass may have rung either
+    meanwhile (each ring here takes a commit and a REST call), and a claim bound to fail
+    still waits for the write lock (SQLite)."""
+    rung = []
+    for n, assignment in enumerate(decisions):
+        if n >= fresh and not _may_ring(config, assignment):
+            continue
+        if ring(config, assignment, target=targets.get(assignment.staff_id)):
+            rung.append(assignment)
+    return rung
+
+
+def _may_ring(config: VoiceConfig, assignment: Assignment) -> bool:
+    with config.sessions() as session:
+        return conferences.may_ring(
+            session=session, staff_id=assignment.staff_id, call_sid=assignment.call_sid
+        )
 
 
 def _wake_for_language_waits(
@@ -110,31 +151,42 @@ def _wake_for_language_waits(
         wake_at(config, min(waits_over))
 
 
-def ring(config: VoiceConfig, assignment: Assignment, *, depth: int = 0) -> bool:
-    """Claim the call-taker and the caller, then ring. False when either was taken."""
-    target: list[Target] = []
+def ring(
+    config: VoiceConfig,
+    assignment: Assignment,
+    *,
+    depth: int = 0,
+    target: Target | None = None,
+) -> bool:
+    """Claim the call-taker and the caller, then ring. False when either was taken.
+
+    ``target``: where the call-taker is rung, when the caller has just read it; else it is
+    read here, before the claim (nothing is read while the claim holds the write lock).
+    """
+    if target is None:
+        with config.sessions() as session:
+            found = staff.ring_address(assignment.staff_id, session=session)
+        target = found and target_for(
+            found.staff_id, found.client_identity, found.phone_number, found.display_name
+        )
+        if target is None:
+            return False  # no such call-taker, or no phone and no softphone
+    ringing = RingTaker("routing", target)
 
     def claim(session: Session) -> bool:
-        if not conferences.claim_available(session=session, staff_id=assignment.staff_id):
-            return False
-        person = session.get(Staff, assignment.staff_id)
-        found = target_of(person.call_taker) if person and person.call_taker else None
-        if person is None or found is None:
-            return False
-        staff.change_state(
-            person,
-            S.RINGING,
+        if not staff.ring_if_available(
             session=session,
+            staff_id=assignment.staff_id,
+            call_sid=assignment.call_sid,
             actor=ROUTING_ACTOR,
             reason="rung for a caller: " + ", ".join(assignment.reasons),
-            call_sid=assignment.call_sid,
-        )
+        ):
+            return False
         _note_assignment(session, assignment)
-        target[:] = [found]
         return True
 
     def ring_taker(state: ConferenceState) -> object:
-        return config.conference_flow.command(state, RingTaker("routing", target[0]))
+        return config.conference_flow.command(state, ringing)
 
     try:
         return drive(
@@ -155,10 +207,10 @@ def ring_first_free_taker(config: VoiceConfig, call_sid: str, language: str) -> 
     tried: set[int] = set()
     for _ in range(5):
         with config.sessions() as session:
-            free = staff.list_available_call_takers(session=session)
+            free = staff.call_takers_for_routing(states=(S.AVAILABLE,), session=session)
             session.commit()
         chosen = first_free_taker(
-            [routing_taker(p) for p in free if p.staff_id not in tried], language
+            [routing_taker(row) for row in free if row.staff_id not in tried], language
         )
         if chosen is None:
             return None
@@ -166,7 +218,9 @@ def ring_first_free_taker(config: VoiceConfig, call_sid: str, language: str) -> 
             (Reason.LANGUAGE,) if language in chosen.languages else (Reason.LANGUAGE_FALLBACK,)
         )
         assignment = Assignment(call_sid, chosen.staff_id, reasons)
-        if ring(config, assignment):
+        row = next(row for row in free if row.staff_id == chosen.staff_id)
+        target = target_for(row.staff_id, row.client_identity, row.phone_number, row.display_name)
+        if target is not None and ring(config, assignment, target=target):
             return assignment
         tried.add(chosen.staff_id)
     return None

@@ -33,6 +33,9 @@ from ivr.gateway_conference import (
 )
 from tickets.phones import mask_number
 
+# A staff member's announcement before joining a room (e.g. whom a callback is for).
+ANNOUNCEMENT_VOICE, ANNOUNCEMENT_LANGUAGE = "Polly.Zhiyu", "cmn-CN"
+
 log = logging.getLogger(__name__)
 
 TWILIO_API_BASE_URL = "https://api.twilio.com"
@@ -93,8 +96,10 @@ class CallGateway(ConferenceGateway, Protocol):
         start_conference_on_enter: bool = True,
         end_conference_on_exit: bool = False,
         ring_timeout_seconds: int = 30,
+        announcement: str | None = None,
     ) -> str:
-        """Call ``to_number`` into conference ``room``; return the new call's SID."""
+        """Call ``to_number`` into conference ``room``; return the new call's SID.
+        ``announcement`` is spoken (Mandarin) to whoever answers, before they join."""
         ...
 
     def redirect_call(self, call_sid: str, url: str) -> None:
@@ -107,10 +112,18 @@ class CallGateway(ConferenceGateway, Protocol):
 
 
 def conference_twiml(
-    *, room: str, label: str, start_conference_on_enter: bool, end_conference_on_exit: bool
+    *,
+    room: str,
+    label: str,
+    start_conference_on_enter: bool,
+    end_conference_on_exit: bool,
+    announcement: str | None = None,
 ) -> str:
-    """TwiML that puts the answered call into conference ``room`` as participant ``label``."""
+    """TwiML that puts the answered call into conference ``room`` as participant ``label``,
+    after ``announcement`` (Mandarin text-to-speech) when there is one."""
     response = VoiceResponse()
+    if announcement:
+        response.say(announcement, voice=ANNOUNCEMENT_VOICE, language=ANNOUNCEMENT_LANGUAGE)
     dial = response.dial()
     dial.conference(
         room,
@@ -268,12 +281,14 @@ class TwilioGateway(TwilioConferenceOperations):
         start_conference_on_enter: bool = True,
         end_conference_on_exit: bool = False,
         ring_timeout_seconds: int = 30,
+        announcement: str | None = None,
     ) -> str:
         twiml = conference_twiml(
             room=room,
             label=label,
             start_conference_on_enter=start_conference_on_enter,
             end_conference_on_exit=end_conference_on_exit,
+            announcement=announcement,
         )
         with _translated_errors("join_conference"):
             call = self._client.calls.create(
@@ -336,6 +351,7 @@ class PlacedCall:
     start_conference_on_enter: bool
     end_conference_on_exit: bool
     ring_timeout_seconds: int
+    announcement: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +393,7 @@ class ConsoleGateway(ConsoleConferenceOperations):
         start_conference_on_enter: bool = True,
         end_conference_on_exit: bool = False,
         ring_timeout_seconds: int = 30,
+        announcement: str | None = None,
     ) -> str:
         self._maybe_fail()
         sid = "CA" + uuid.uuid4().hex
@@ -391,6 +408,7 @@ class ConsoleGateway(ConsoleConferenceOperations):
                 start_conference_on_enter=start_conference_on_enter,
                 end_conference_on_exit=end_conference_on_exit,
                 ring_timeout_seconds=ring_timeout_seconds,
+                announcement=announcement,
             )
         )
         log.info(

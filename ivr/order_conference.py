@@ -31,6 +31,13 @@ room). Nobody else's phone rings until the member of staff (the host) has answer
 Every leg calls from the hotline number and nothing is announced: a department never
 hears or sees the citizen's number (PRODUCT.md: confidential orders, three-way calls).
 The events hold no phone numbers; the ``calls`` rows hold the numbers, as for every call.
+
+The machinery serves more than one kind of room (:class:`HostFirst`): the order's
+multi-party call (:data:`ORDER`, whose event kinds and ``leg`` are the constants below) and
+the citizen callback (``ivr.callback_calls``). A kind names its ``leg`` (and so its event
+kinds), how another party's address is read when the host answers, and optional hooks:
+``on_report`` sees every report of the room's legs in the webhook's transaction (with the
+room's decision), ``after_dial_others`` what became of the others' legs.
 """
 
 from __future__ import annotations
@@ -71,6 +78,66 @@ UNANSWERED = frozenset(
 )
 
 
+Resolver = Callable[[Session, Mapping[str, Any], Mapping[str, Any]], tuple[str | None, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One status report of a leg of a host-first room, as a kind's ``on_report`` sees it.
+
+    ``answered``: the room's one decision (True: the host answered and the others are
+    dialled; False: nobody else is; None: not decided yet)."""
+
+    room: str
+    plan: Mapping[str, Any]
+    label: str
+    is_host: bool
+    event: CallStatusEvent
+    answered: bool | None
+
+
+@dataclass(frozen=True)
+class HostFirst:
+    """One kind of host-first room: the host dialled first, the others when they answer.
+
+    ``leg_role`` is the legs' ``calls.leg_role``, the ``leg`` of their status callbacks
+    and the prefix of the room's event kinds. ``resolve(session, plan, party)`` gives the
+    address of a party other than the host when the host answers, or (None, why not).
+    """
+
+    leg_role: str
+    resolve: Resolver
+    # Sees every report of the room's legs (in the webhook's transaction); may return a
+    # follow-up to run after the commit (e.g. hang up a leg left alone).
+    on_report: Callable[[Session, Report], Callable[[], None] | None] | None = None
+    after_dial_others: (
+        Callable[[VoiceConfig, str, Mapping[str, Any], Sequence[LegResult]], None] | None
+    ) = None
+    host_ring_seconds: Callable[[VoiceConfig], int] | None = None  # None: the gateway's 30 s
+
+    @property
+    def planned(self) -> str:
+        return self.leg_role
+
+    @property
+    def leg(self) -> str:
+        return f"{self.leg_role}:leg"
+
+    @property
+    def dial_others(self) -> str:
+        return f"{self.leg_role}:dial-others"
+
+    @property
+    def host_missed(self) -> str:
+        return f"{self.leg_role}:host-missed"
+
+    def decision_key(self, room: str) -> str:
+        return f"{self.dial_others}:{room}"
+
+    def plan_key(self, room: str) -> str:
+        return f"{self.planned}:{room}"
+
+
 class PartyKind(StrEnum):
     STAFF = "staff"
     CITIZEN = "citizen"
@@ -86,6 +153,7 @@ class Leg:
     name: str
     address: str
     department_code: str | None = None
+    announcement: str | None = None  # spoken to this party before they join
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +203,7 @@ def room_name(order_number: str, at: datetime) -> str:
 
 def decision_key(room: str) -> str:
     """The dedupe key of the one decision about the others (dial them, or nobody)."""
-    return f"{DIAL_OTHERS}:{room}"
+    return ORDER.decision_key(room)
 
 
 def start(call: OrderCall) -> LegResult:
@@ -151,20 +219,29 @@ def start_with(config: VoiceConfig, call: OrderCall) -> LegResult:
     ``StaffUnreachable`` when the host's leg could not be placed (nobody else is ever
     dialled; the failure is recorded).
     """
+    return start_room(config, ORDER, call.room, _plan(call), call.legs[0])
+
+
+def start_room(
+    config: VoiceConfig, kind: HostFirst, room: str, plan: dict[str, Any], host: Leg
+) -> LegResult:
+    """:func:`start_with` for any kind of room: ``plan`` holds ``legs`` (the host first,
+    as :func:`_plan` writes them, never a number) and what the kind's hooks need."""
+    if len(room) > ROOM_MAX:
+        raise ValueError(f"a room name has at most {ROOM_MAX} characters: {room!r}")
     with config.sessions.begin() as session:
         if not record_event(
             session=session,
-            kind=PLANNED,
-            call_sid=call.room,
-            params=_plan(call),
-            dedupe_key=f"{PLANNED}:{call.room}",
+            kind=kind.planned,
+            call_sid=room,
+            params=plan,
+            dedupe_key=kind.plan_key(room),
         ):
-            raise AlreadyStarted(call.room)
-    host = call.legs[0]
-    result = _dial(config, call.room, host)
+            raise AlreadyStarted(room)
+    result = _dial(config, room, host, kind)
     # Not placed: the decision is taken now, so that nothing can dial the others later
     # (a timed-out request that Twilio placed all the same, answered after all).
-    _record(config, call.room, [(host, result)], host_not_placed=result.call_sid is None)
+    _record(config, room, [(host, result)], kind, host_not_placed=result.call_sid is None)
     if result.call_sid is None:
         raise StaffUnreachable(result.error or "the call could not be placed")
     return result
@@ -194,15 +271,20 @@ def _plan(call: OrderCall) -> dict[str, Any]:
 
 
 def on_leg_status(
-    session: Session, event: CallStatusEvent, args: Mapping[str, str]
+    session: Session,
+    event: CallStatusEvent,
+    args: Mapping[str, str],
+    kind: HostFirst | None = None,
 ) -> Callable[[], None] | None:
-    """A leg of an order's room rang, answered or ended (its callback is stored).
+    """A leg of a host-first room rang, answered or ended (its callback is stored).
 
     Only the host's leg decides anything, once per room: answered, the others are to be
     dialled (the returned follow-up, to run after ``session`` commits); ended without
     that, nobody else is. Every other report (another party's leg, a retry, a report after
-    the decision, a room that is not ours) changes nothing and returns None.
+    the decision, a room that is not ours) decides nothing and returns None; the kind's
+    ``on_report`` sees each report of the room's legs all the same.
     """
+    kind = kind or ORDER
     room = args.get("room", "")[:ROOM_MAX]
     label = args.get("label", "")[:64]
     status = event.status
@@ -210,29 +292,68 @@ def on_leg_status(
         return None
     if status is not CallStatus.IN_PROGRESS and not status.is_final:
         return None  # queued, initiated, ringing: nothing to decide yet
-    plan = _plan_of(session, room)
-    if plan is None or not _is_host(plan.params, label):
+    plan = _plan_of(session, room, kind)
+    if plan is None:
         return None
-    answered = status is CallStatus.IN_PROGRESS
-    decided = record_event(
-        session=session,
-        kind=DIAL_OTHERS if answered else HOST_MISSED,
-        call_sid=room,
-        params={"host_call_sid": event.call_sid, "host_status": status.value},
-        dedupe_key=decision_key(room),
+    is_host = _is_host(plan.params, label)
+    if not is_host and kind.on_report is None:
+        return None
+    follow_up: Callable[[], None] | None = None
+    answered: bool | None = None
+    if is_host:
+        answered_now = status is CallStatus.IN_PROGRESS
+        decided = record_event(
+            session=session,
+            kind=kind.dial_others if answered_now else kind.host_missed,
+            call_sid=room,
+            params={"host_call_sid": event.call_sid, "host_status": status.value},
+            dedupe_key=kind.decision_key(room),
+        )
+        if decided:
+            answered = answered_now
+            if answered_now:
+                log.info("%s %s: the host answered; dialling the others", kind.leg_role, room)
+                config = voice_config()
+                follow_up = lambda: dial_others(config, room, kind)  # noqa: E731
+            else:
+                log.info(
+                    "%s %s: the host's leg ended %s; nobody else dialled",
+                    kind.leg_role,
+                    room,
+                    status,
+                )
+        elif kind.on_report is not None:
+            answered = _decision_of(session, room, kind)
+    elif kind.on_report is not None:
+        answered = _decision_of(session, room, kind)
+    if kind.on_report is not None:
+        more = kind.on_report(session, Report(room, plan.params, label, is_host, event, answered))
+        if more is not None:
+            follow_up = _both(follow_up, more)
+    return follow_up
+
+
+def _both(first: Callable[[], None] | None, then: Callable[[], None]) -> Callable[[], None]:
+    if first is None:
+        return then
+
+    def run() -> None:
+        first()
+        then()
+
+    return run
+
+
+def _plan_of(session: Session, room: str, kind: HostFirst | None = None) -> CallEvent | None:
+    key = (kind or ORDER).plan_key(room)
+    return session.scalar(select(CallEvent).where(CallEvent.dedupe_key == key))
+
+
+def _decision_of(session: Session, room: str, kind: HostFirst) -> bool | None:
+    decision = session.scalar(
+        select(CallEvent.kind).where(CallEvent.dedupe_key == kind.decision_key(room))
     )
-    if not decided:
-        return None  # decided before: a retry, a duplicate, or a late report
-    if not answered:
-        log.info("order call %s: the host's leg ended %s; nobody else dialled", room, status)
-        return None
-    log.info("order call %s: the host answered; dialling the others", room)
-    config = voice_config()
-    return lambda: dial_others(config, room)
-
-
-def _plan_of(session: Session, room: str) -> CallEvent | None:
-    return session.scalar(select(CallEvent).where(CallEvent.dedupe_key == f"{PLANNED}:{room}"))
+    return None if decision is None else decision == kind.dial_others
 
 
 def _is_host(plan: Mapping[str, Any], label: str) -> bool:
@@ -244,53 +365,76 @@ def _is_host(plan: Mapping[str, Any], label: str) -> bool:
     return host.get("kind") == PartyKind.STAFF.value and host.get("label") == label
 
 
-def dial_others(config: VoiceConfig, room: str) -> list[LegResult]:
+def dial_others(config: VoiceConfig, room: str, kind: HostFirst | None = None) -> list[LegResult]:
     """Dial everyone but the host into ``room`` (once its host answered); what became of
-    each. Their numbers are read now: the order's caller, the directory's duty phones."""
+    each. Their addresses are read now, by the kind (an order: the order's caller, the
+    directory's duty phones)."""
+    kind = kind or ORDER
     resolved: list[tuple[Leg, LegResult | None]] = []
     with config.sessions.begin() as session:
-        plan = _plan_of(session, room)
+        plan = _plan_of(session, room, kind)
         if plan is None:
-            log.error("order call %s: no plan, nobody dialled", room)
+            log.error("%s %s: no plan, nobody dialled", kind.leg_role, room)
             return []
-        for party in list(plan.params.get("legs") or ())[1:]:
-            resolved.append(_resolve(session, plan.params, party))
+        params = dict(plan.params)
+        for party in list(params.get("legs") or ())[1:]:
+            resolved.append(_resolve(session, kind, params, party))
     results = [
-        failure if failure is not None else _dial(config, room, leg) for leg, failure in resolved
+        failure if failure is not None else _dial(config, room, leg, kind)
+        for leg, failure in resolved
     ]
-    _record(config, room, list(zip((leg for leg, _ in resolved), results, strict=True)))
+    _record(config, room, list(zip((leg for leg, _ in resolved), results, strict=True)), kind)
+    if kind.after_dial_others is not None:
+        try:
+            kind.after_dial_others(config, room, params, results)
+        except Exception:
+            log.exception("%s %s: could not record what became of the others", kind.leg_role, room)
     return results
 
 
 def _resolve(
-    session: Session, plan: Mapping[str, Any], party: Mapping[str, Any]
+    session: Session, kind: HostFirst, plan: Mapping[str, Any], party: Mapping[str, Any]
 ) -> tuple[Leg, LegResult | None]:
     """The party's leg with its address now, or why it cannot be dialled."""
-    kind = PartyKind(party["kind"])
+    party_kind = PartyKind(party["kind"])
     label, name, code = party["label"], party.get("name", ""), party.get("department_code")
-    address: str | None = None
-    problem = "cannot be dialled"
+    address, problem = kind.resolve(session, plan, party)
+    leg = Leg(label, party_kind, name, address or "", code)
+    if not address:
+        return leg, LegResult(label, party_kind, name, None, problem)
+    return leg, None
+
+
+def _order_party_address(
+    session: Session, plan: Mapping[str, Any], party: Mapping[str, Any]
+) -> tuple[str | None, str]:
+    """An order's citizen (the order's caller) or department (its current duty phone)."""
+    kind, code = PartyKind(party["kind"]), party.get("department_code")
     if kind is PartyKind.CITIZEN:
         order = session.get(WorkOrder, plan.get("work_order_id"))
         address = order.caller_number if order is not None else None
-        problem = "the order has no number to call the citizen on"
-    elif kind is PartyKind.DEPARTMENT and code:
+        return address, "the order has no number to call the citizen on"
+    if kind is PartyKind.DEPARTMENT and code:
         version = directory_store.find_current_version(session=session)
         found = directory_store.find_department(version, code, session=session) if version else None
         address = found.phone_number if found is not None else None
-        problem = f"there is no department {code} in the current directory"
-    leg = Leg(label, kind, name, address or "", code)
-    if not address:
-        return leg, LegResult(label, kind, name, None, problem)
-    return leg, None
+        return address, f"there is no department {code} in the current directory"
+    return None, "cannot be dialled"
+
+
+ORDER = HostFirst(leg_role=LEG_ROLE, resolve=_order_party_address)
 
 
 # -- placing and recording ---------------------------------------------------------------
 
 
-def _dial(config: VoiceConfig, room: str, leg: Leg) -> LegResult:
+def _dial(config: VoiceConfig, room: str, leg: Leg, kind: HostFirst | None = None) -> LegResult:
+    kind = kind or ORDER
     is_host = leg.kind is PartyKind.STAFF
-    query = urlencode({"leg": LEG_ROLE, "room": room, "label": leg.label})
+    query = urlencode({"leg": kind.leg_role, "room": room, "label": leg.label})
+    ring: dict[str, int] = {}
+    if is_host and kind.host_ring_seconds is not None:
+        ring["ring_timeout_seconds"] = kind.host_ring_seconds(config)
     try:
         call_sid = config.gateway.join_conference(
             to_number=leg.address,
@@ -300,12 +444,14 @@ def _dial(config: VoiceConfig, room: str, leg: Leg) -> LegResult:
             status_callback_url=config.url(f"{STATUS_PATH}?{query}"),
             start_conference_on_enter=is_host,  # the others join the host's room
             end_conference_on_exit=is_host,  # the host hanging up ends the call for all
+            announcement=leg.announcement,
+            **ring,
         )
     except (GatewayError, ValueError) as error:
         message = scrub_numbers(str(error))[:300]
-        log.warning("order call %s: could not dial %s: %s", room, leg.label, message)
+        log.warning("%s %s: could not dial %s: %s", kind.leg_role, room, leg.label, message)
         return LegResult(leg.label, leg.kind, leg.name, None, message)
-    log.info("order call %s: dialled %s (%s)", room, leg.label, call_sid)
+    log.info("%s %s: dialled %s (%s)", kind.leg_role, room, leg.label, call_sid)
     return LegResult(leg.label, leg.kind, leg.name, call_sid)
 
 
@@ -313,10 +459,12 @@ def _record(
     config: VoiceConfig,
     room: str,
     placed: Sequence[tuple[Leg, LegResult]],
+    kind: HostFirst | None = None,
     *,
     host_not_placed: bool = False,
 ) -> None:
     """The legs as calls and events; a failure here is logged, the calls are placed."""
+    kind = kind or ORDER
     try:
         with config.sessions.begin() as session:
             for leg, result in placed:
@@ -329,11 +477,11 @@ def _record(
                         status=CallStatus.QUEUED,
                         direction=CallDirection.OUTBOUND,
                         parent_call_sid=room,
-                        leg_role=LEG_ROLE,
+                        leg_role=kind.leg_role,
                     )
                 record_event(
                     session=session,
-                    kind=LEG,
+                    kind=kind.leg,
                     call_sid=room,
                     params={
                         "label": result.label,
@@ -347,13 +495,13 @@ def _record(
             if host_not_placed:
                 record_event(
                     session=session,
-                    kind=HOST_MISSED,
+                    kind=kind.host_missed,
                     call_sid=room,
                     params={"host_call_sid": None, "host_status": NOT_PLACED},
-                    dedupe_key=decision_key(room),
+                    dedupe_key=kind.decision_key(room),
                 )
     except Exception:
-        log.exception("order call %s: could not record its legs", room)
+        log.exception("%s %s: could not record its legs", kind.leg_role, room)
 
 
 # -- reading ---------------------------------------------------------------------------------

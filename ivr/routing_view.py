@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from callflows.conference_messages import Target
 from routing.assignment import CallTaker as RoutingTaker
 from routing.queue_order import FailedRing, WaitingCaller
-from tickets.models import Call, CallTaker
+from tickets.models import Call, CallTaker, CallTakerState
 
 
-def routing_taker(profile: CallTaker) -> RoutingTaker:
+class TakerRow(Protocol):
+    """What routing reads of a call-taker: a ``tickets.models.CallTaker`` or a row of
+    ``tickets.staff.call_takers_for_routing``."""
+
+    @property
+    def staff_id(self) -> int: ...
+    @property
+    def languages(self) -> list[str] | None: ...
+    @property
+    def skills(self) -> list[str] | None: ...
+    @property
+    def state(self) -> CallTakerState: ...
+    @property
+    def idle_since(self) -> datetime | None: ...
+    @property
+    def state_changed_at(self) -> datetime: ...
+    @property
+    def away_reason(self) -> str | None: ...
+
+
+def routing_taker(profile: TakerRow) -> RoutingTaker:
     """``idle_since`` is None for someone who was never free: their last change counts."""
     return RoutingTaker(
         staff_id=profile.staff_id,
@@ -38,11 +59,19 @@ def caller_of(call: Call, failed_rings: tuple[FailedRing, ...], now: datetime) -
 def target_of(profile: CallTaker) -> Target | None:
     """Where a call-taker is rung: the browser softphone when they have one, else their
     phone; None when they have neither."""
-    if profile.client_identity:
-        address = f"client:{profile.client_identity}"
-    elif profile.phone_number:
-        address = profile.phone_number
+    name = profile.staff.display_name if profile.staff is not None else ""
+    return target_for(profile.staff_id, profile.client_identity, profile.phone_number, name)
+
+
+def target_for(
+    staff_id: int, client_identity: str | None, phone_number: str | None, name: str
+) -> Target | None:
+    """``target_of`` from the values themselves (a row of
+    ``tickets.staff.call_takers_for_routing`` or ``tickets.staff.ring_address``)."""
+    if client_identity:
+        address = f"client:{client_identity}"
+    elif phone_number:
+        address = phone_number
     else:
         return None
-    name = profile.staff.display_name if profile.staff is not None else ""
-    return Target(address=address, name=name, staff_id=str(profile.staff_id))
+    return Target(address=address, name=name or "", staff_id=str(staff_id))

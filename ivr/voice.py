@@ -21,7 +21,7 @@ from callflows.front_door import (
     queue_wait,
 )
 from callflows.steps import Stage, WaitRoom
-from ivr import callback_offer, emergency, order_conference
+from ivr import callback_calls, callback_offer, emergency, order_conference
 from ivr.conference_callbacks import conference_event, participant_event
 from ivr.conference_edge import handle_event
 from ivr.config import voice_config
@@ -43,6 +43,8 @@ from tickets.phones import mask_number, parse_caller
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 METHODS = ["GET", "POST"]
+# The host-first rooms (``ivr.order_conference``) by the ``leg`` of their status callbacks.
+HOST_FIRST = {kind.leg_role: kind for kind in (order_conference.ORDER, callback_calls.CALLBACK)}
 
 
 @bp.before_request
@@ -200,18 +202,19 @@ def status() -> Response:
         leaves_queue=bool(event.status and event.status.is_final),
     )
     emergency_leg = request.args.get("leg") == "emergency"
-    order_leg = request.args.get("leg") == order_conference.LEG_ROLE
-    stored = persist(hook, now=emergency_leg or order_leg)
+    host_first = HOST_FIRST.get(request.args.get("leg", ""))  # an order's room, a callback
+    stored = persist(hook, now=emergency_leg or host_first is not None)
     if stored and emergency_leg:
         session = _session()
         follow_up = emergency.on_leg_status(session, event, request.args)
         session.commit()
         if follow_up:
             follow_up()
-    elif stored is not None and order_leg:
-        # A retry too (stored is False): the room's one decision event makes it act once.
+    elif stored is not None and host_first is not None:
+        # A retry too (stored is False): the room's one decision event makes it act once,
+        # and a callback's moves are conditional on where the task and call-taker stand.
         session = _session()
-        follow_up = order_conference.on_leg_status(session, event, request.args)
+        follow_up = order_conference.on_leg_status(session, event, request.args, host_first)
         session.commit()
         if follow_up:  # dial the others, after the commit
             follow_up()

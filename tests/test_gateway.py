@@ -473,6 +473,19 @@ def test_join_conference_sends_exactly_this_form(http_mock: responses.RequestsMo
     assert ">ticket-2024-000123</Conference>" in twiml
 
 
+def test_an_announcement_is_spoken_before_joining() -> None:
+    twiml = conference_twiml(
+        room="callback-7-1",
+        label="staff-3",
+        start_conference_on_enter=True,
+        end_conference_on_exit=True,
+        announcement="12345回拨，任务7",
+    )
+    assert_valid_twiml(twiml)
+    assert twiml.index("<Say") < twiml.index("<Dial")
+    assert 'voice="Polly.Zhiyu"' in twiml and "12345回拨，任务7" in twiml
+
+
 def test_conference_twiml_is_valid_for_both_flag_settings() -> None:
     for start, end in [(True, False), (False, True)]:
         assert_valid_twiml(

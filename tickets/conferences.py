@@ -9,19 +9,25 @@ Service functions take the session and never commit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from routing.queue_order import FailedRing
 from tickets.db import utcnow
-from tickets.models import CallTaker, CallTakerState, ConferenceRoom, Staff
-from tickets.staff import DEFAULT_WRAP_UP_SECONDS, StaffError, change_state
+from tickets.models import CallTaker, CallTakerState, ConferenceRoom
+from tickets.staff import (
+    DEFAULT_WRAP_UP_SECONDS,
+    StaffError,
+    change_locked_state,
+    lock_call_taker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +36,7 @@ _ON_A_CALL = frozenset({CallTakerState.RINGING, CallTakerState.ON_CALL, CallTake
 
 
 def find_room(*, session: Session, call_sid: str) -> ConferenceRoom | None:
-    return session.scalar(
-        select(ConferenceRoom)
-        .where(ConferenceRoom.call_sid == call_sid)
-        .execution_options(populate_existing=True)
-    )
+    return session.scalar(_FIND_ROOM, {"b_call_sid": call_sid})
 
 
 def load_room(
@@ -46,21 +48,18 @@ def load_room(
         return room
     state = initial()
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    session.execute(
-        module.insert(ConferenceRoom)
-        .values(
-            call_sid=call_sid,
-            conference_sid=state.get("conference_sid") or None,
-            phase=state["phase"],
-            state=state,
-            failed_rings=[],
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["call_sid"])
+    connection = session.connection()
+    connection.execute(
+        _insert_room(connection.dialect.name),
+        {
+            "b_call_sid": call_sid,
+            "b_conference_sid": state.get("conference_sid") or None,
+            "b_phase": state["phase"],
+            "b_state": state,
+            "b_failed_rings": [],
+            "b_created_at": now,
+            "b_updated_at": now,
+        },
     )
     room = find_room(session=session, call_sid=call_sid)
     assert room is not None
@@ -76,21 +75,63 @@ def save_room(
 ) -> bool:
     """Store a new state if nobody saved since ``room`` was loaded; False: reload, retry."""
     values: dict[str, Any] = {
-        "state": state,
-        "phase": state["phase"],
-        "conference_sid": state.get("conference_sid") or None,
-        "version": room.version + 1,
-        "updated_at": utcnow(),
+        "b_id": room.id,
+        "b_seen": room.version,
+        "b_state": state,
+        "b_phase": state["phase"],
+        "b_conference_sid": state.get("conference_sid") or None,
+        "b_version": room.version + 1,
+        "b_updated_at": utcnow(),
     }
-    if failed_rings is not None:
-        values["failed_rings"] = failed_rings
-    result = session.execute(
-        update(ConferenceRoom)
-        .where(ConferenceRoom.id == room.id, ConferenceRoom.version == room.version)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    if failed_rings is None:
+        statement = _SAVE_ROOM
+    else:
+        statement, values["b_failed_rings"] = _SAVE_ROOM_AND_RINGS, failed_rings
+    return bool(session.connection().execute(statement, values).rowcount)
+
+
+# The statements of every conference change, built once (building one costs more than
+# running it, and save_room runs while the transaction holds SQLite's write lock).
+_ROOMS = ConferenceRoom.__table__
+_FIND_ROOM = (
+    select(ConferenceRoom)
+    .where(ConferenceRoom.call_sid == bindparam("b_call_sid"))
+    .execution_options(populate_existing=True)
+)
+_SAVED = {
+    "state": bindparam("b_state", type_=_ROOMS.c.state.type),
+    "phase": bindparam("b_phase", type_=_ROOMS.c.phase.type),
+    "conference_sid": bindparam("b_conference_sid", type_=_ROOMS.c.conference_sid.type),
+    "version": bindparam("b_version", type_=_ROOMS.c.version.type),
+    "updated_at": bindparam("b_updated_at", type_=_ROOMS.c.updated_at.type),
+}
+_SAVE_ROOM = (
+    update(_ROOMS)
+    .where(_ROOMS.c.id == bindparam("b_id"), _ROOMS.c.version == bindparam("b_seen"))
+    .values(**_SAVED)
+)
+_SAVE_ROOM_AND_RINGS = _SAVE_ROOM.values(
+    failed_rings=bindparam("b_failed_rings", type_=_ROOMS.c.failed_rings.type)
+)
+
+
+@functools.cache
+def _insert_room(dialect: str) -> Insert:
+    module = postgresql if dialect == "postgresql" else sqlite
+    return (
+        module.insert(_ROOMS)
+        .values(
+            call_sid=bindparam("b_call_sid"),
+            conference_sid=bindparam("b_conference_sid", type_=_ROOMS.c.conference_sid.type),
+            phase=bindparam("b_phase", type_=_ROOMS.c.phase.type),
+            state=bindparam("b_state", type_=_ROOMS.c.state.type),
+            failed_rings=bindparam("b_failed_rings", type_=_ROOMS.c.failed_rings.type),
+            version=1,
+            created_at=bindparam("b_created_at", type_=_ROOMS.c.created_at.type),
+            updated_at=bindparam("b_updated_at", type_=_ROOMS.c.updated_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["call_sid"])
     )
-    return bool(result.rowcount)
 
 
 def failed_rings_of(room: ConferenceRoom | None) -> tuple[FailedRing, ...]:
@@ -119,22 +160,6 @@ def rooms_ringing_since(*, session: Session, before: datetime) -> list[str]:
     )
 
 
-def claim_available(*, session: Session, staff_id: int) -> bool:
-    """Take the write lock on a call-taker who is available, before moving them.
-
-    A no-op UPDATE that matches only an available call-taker: on PostgreSQL it locks the
-    row and re-reads it after a concurrent writer commits; on SQLite it takes the database's
-    write lock. Either way, of two dispatchers only one finds them available.
-    """
-    result = session.execute(
-        update(CallTaker)
-        .where(CallTaker.staff_id == staff_id, CallTaker.state == CallTakerState.AVAILABLE)
-        .values(state=CallTaker.state)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)
-
-
 def move_call_taker(
     *,
     session: Session,
@@ -150,24 +175,20 @@ def move_call_taker(
     """Move a call-taker who is in ``from_states`` *for this call* (a free one has no call).
 
     None when they are somewhere else by now (a late callback about an earlier ring), so a
-    callback never drags a call-taker out of another call.
+    callback never drags a call-taker out of another call. The row is read under its lock
+    with the account in one statement (``tickets.staff.lock_call_taker``).
     """
-    profile = session.scalars(
-        select(CallTaker)
-        .where(CallTaker.staff_id == staff_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if profile is None or profile.state not in from_states:
+    locked = lock_call_taker(staff_id, session=session)
+    if locked is None:
+        return None
+    profile = locked.profile
+    if profile.state not in from_states:
         return None
     if profile.state in _ON_A_CALL and profile.call_sid != call_sid:
         return None
-    staff = session.get(Staff, staff_id)
-    if staff is None:
-        return None
     try:
-        change_state(
-            staff,
+        change_locked_state(
+            locked,
             to_state,
             session=session,
             actor=actor,
@@ -180,3 +201,29 @@ def move_call_taker(
         log.warning("call-taker %s stays %s: %s", staff_id, profile.state.value, error)
         return None
     return profile
+
+
+def may_ring(*, session: Session, staff_id: int, call_sid: str) -> bool:
+    """Whether ringing ``staff_id`` for ``call_sid`` can still work: the call-taker is
+    available and the caller's room, if it has one, is still waiting. A plain read, no
+    lock: the claim decides; this spares a claim bound to fail (on SQLite every claim takes
+    the database's write lock, even one that matches nothing)."""
+    found = session.connection().execute(
+        _MAY_RING, {"b_staff_id": staff_id, "b_call_sid": call_sid}
+    )
+    return bool(found.scalar())
+
+
+_MAY_RING = select(
+    and_(
+        select(CallTaker.staff_id)
+        .where(
+            CallTaker.staff_id == bindparam("b_staff_id"),
+            CallTaker.state == CallTakerState.AVAILABLE,
+        )
+        .exists(),
+        ~select(ConferenceRoom.id)
+        .where(ConferenceRoom.call_sid == bindparam("b_call_sid"), ConferenceRoom.phase != WAITING)
+        .exists(),
+    )
+)

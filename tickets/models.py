@@ -692,6 +692,8 @@ class CallbackTask(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(80))
     lease_until: Mapped[utc_time | None]
     last_room: Mapped[str | None] = mapped_column(String(34))  # the latest attempt's room
+    last_attempt_at: Mapped[utc_time | None]  # when the latest attempt was placed
+    reached_at: Mapped[utc_time | None]  # the citizen answered: no more automatic calls
 
     __table_args__ = (
         Index("ix_callback_tasks_status_queued_at", "status", "queued_at"),

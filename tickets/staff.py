@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Exists, Row, Select, bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -81,9 +81,10 @@ class AccountDeactivated(StaffError):
 
 
 class IllegalTransition(StaffError):
-    def __init__(self, staff: Staff, from_state: CallTakerState, to_state: CallTakerState):
+    def __init__(self, staff: Staff | str, from_state: CallTakerState, to_state: CallTakerState):
+        username = staff if isinstance(staff, str) else staff.username
         super().__init__(
-            f"{staff.username} cannot go from {from_state.value} to {to_state.value}"
+            f"{username} cannot go from {from_state.value} to {to_state.value}"
             f" (allowed from {from_state.value}: "
             f"{', '.join(sorted(s.value for s in TRANSITIONS[from_state])) or 'nothing'})"
         )
@@ -460,6 +461,18 @@ def _audit(
 # -- the call-taker's state ---------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class LockedCallTaker:
+    """A call-taker's row read again under its row lock, with what a state change checks of
+    the account (``lock_call_taker``): one statement, where loading the account, its roles
+    and its profile takes four."""
+
+    profile: CallTaker
+    username: str
+    is_active: bool
+    is_call_taker: bool
+
+
 def change_state(
     staff: Staff,
     to_state: CallTakerState,
@@ -480,20 +493,11 @@ def change_state(
     """
     now = now or utcnow()
     profile = _locked_profile(staff, session=session)
-    end_wrap_up_if_over(profile, session=session, now=now)
-    if to_state is CallTakerState.AWAY and not reason.strip():
-        raise StaffError("going away needs a reason")
-    if to_state is profile.state and (
-        to_state is not CallTakerState.AWAY or reason.strip() == (profile.away_reason or "")
-    ):
-        return None
-    if to_state is not CallTakerState.OFFLINE and not staff.is_active:
-        raise StaffError(f"the account {staff.username!r} is deactivated")
-    if to_state not in TRANSITIONS[profile.state]:
-        raise IllegalTransition(staff, profile.state, to_state)
-    return _record(
+    return _change(
         profile,
         to_state,
+        username=staff.username,
+        is_active=staff.is_active,
         session=session,
         actor=actor,
         reason=reason,
@@ -501,6 +505,95 @@ def change_state(
         wrap_up_seconds=wrap_up_seconds,
         now=now,
     )
+
+
+def lock_call_taker(staff_id: int, *, session: Session) -> LockedCallTaker | None:
+    """The call-taker ``staff_id`` read again under a row lock (PostgreSQL; SQLite has one
+    writer at a time), with their account's standing; None when there is no such profile.
+
+    For the moves the hotline makes (a leg answered, a call over): the row is what decides
+    whether the move still applies, so it is locked before it is looked at.
+    """
+    row = session.execute(_LOCK_CALL_TAKER, {"b_staff_id": staff_id}).first()
+    if row is None:
+        return None
+    profile, username, is_active, is_call_taker = row
+    return LockedCallTaker(profile, username, bool(is_active), bool(is_call_taker))
+
+
+def change_locked_state(
+    locked: LockedCallTaker,
+    to_state: CallTakerState,
+    *,
+    session: Session,
+    actor: str,
+    reason: str = "",
+    call_sid: str | None = None,
+    wrap_up_seconds: int = DEFAULT_WRAP_UP_SECONDS,
+    now: datetime | None = None,
+) -> CallTakerStateChange | None:
+    """``change_state`` for a call-taker read by ``lock_call_taker`` (same rules, same
+    errors, same history)."""
+    if not locked.is_call_taker:
+        raise StaffError(f"{locked.username} is not a call-taker")
+    return _change(
+        locked.profile,
+        to_state,
+        username=locked.username,
+        is_active=locked.is_active,
+        session=session,
+        actor=actor,
+        reason=reason,
+        call_sid=call_sid,
+        wrap_up_seconds=wrap_up_seconds,
+        now=now,
+    )
+
+
+def ring_if_available(
+    *,
+    session: Session,
+    staff_id: int,
+    call_sid: str,
+    actor: str,
+    reason: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Available → ringing for ``call_sid``, only if the call-taker is available now: the
+    dispatcher's claim. False (nothing written) when they are not, or no longer.
+
+    The move ``change_state(staff, RINGING, call_sid=...)`` makes, as one UPDATE that
+    matches only an available, active call-taker, and its history row: of two dispatchers
+    that chose the same call-taker only one matches (PostgreSQL re-reads the row once the
+    other's transaction ends; SQLite has one writer at a time). Nothing is read first, so
+    a dispatcher holds the write lock (SQLite) for two statements rather than seven.
+    """
+    now = now or utcnow()
+    connection = session.connection()
+    claim = {"b_staff_id": staff_id, "b_call_sid": call_sid, "b_now": now}
+    if connection.dialect.name == "postgresql":  # one round trip: the UPDATE in a CTE
+        history = {"b_actor": actor, "b_reason": reason.strip()}
+        if connection.execute(_RING_AND_RECORD, claim | history).first() is None:
+            return False
+    else:
+        if not connection.execute(_RING_IF_AVAILABLE, claim).rowcount:
+            return False
+        connection.execute(
+            _STATE_CHANGE,
+            {
+                "staff_id": staff_id,
+                "at": now,
+                "actor": actor,
+                "from_state": CallTakerState.AVAILABLE,
+                "to_state": CallTakerState.RINGING,
+                "reason": reason.strip(),
+                "call_sid": call_sid,
+            },
+        )
+    loaded = session.identity_map.get(session.identity_key(CallTaker, staff_id))
+    if loaded is not None:  # a profile this session read before is stale now
+        session.expire(loaded)
+    return True
 
 
 def is_wrap_up_over(profile: CallTaker, now: datetime) -> bool:
@@ -570,18 +663,172 @@ def list_call_takers(
     )
 
 
+def call_takers_for_routing(
+    *, states: Iterable[CallTakerState], session: Session, now: datetime | None = None
+) -> list[Row]:
+    """``list_call_takers`` as plain rows, for the dispatcher's hot path: one statement and
+    no ORM objects. Each row has ``staff_id``, ``languages``, ``skills``, ``state``,
+    ``idle_since``, ``state_changed_at``, ``away_reason``, ``wrap_up_until`` and where the
+    call-taker is rung: ``phone_number``, ``client_identity``, ``display_name``.
+
+    Expired wrap-ups are ended first, as ``list_call_takers`` does; they are seen in the
+    rows read (wrap-ups are always read), so ending them costs nothing when none is due.
+    """
+    now = now or utcnow()
+    wanted = frozenset(states)
+    query = _routing_query(wanted | {CallTakerState.WRAP_UP})
+    rows = session.connection().execute(query).all()
+    if any(is_wrap_up_over(row, now) for row in rows):  # type: ignore[arg-type]
+        end_expired_wrap_ups(session=session, now=now)
+        rows = session.connection().execute(query).all()
+    return [row for row in rows if row.state in wanted]
+
+
+def ring_address(staff_id: int, *, session: Session) -> Row | None:
+    """Where a call-taker is rung: ``staff_id``, ``phone_number``, ``client_identity`` and
+    ``display_name`` (None: no call-taker profile). A plain read, taken before a claim."""
+    return session.connection().execute(_RING_ADDRESS, {"b_staff_id": staff_id}).first()
+
+
+def _holds_call_taker_role(staff_id: object) -> Exists:
+    return (
+        select(StaffRole.staff_id)
+        .where(StaffRole.staff_id == staff_id, StaffRole.role == Role.CALL_TAKER)
+        .exists()
+    )
+
+
+# The hot path's statements, built once (building a statement costs more than running it).
+_STAFF_ID = bindparam("b_staff_id")
+_LOCK_CALL_TAKER = (
+    select(CallTaker, Staff.username, Staff.is_active, _holds_call_taker_role(_STAFF_ID))
+    .join(Staff, Staff.id == CallTaker.staff_id)
+    .where(CallTaker.staff_id == _STAFF_ID)
+    .with_for_update(of=CallTaker)
+    .execution_options(populate_existing=True)
+)
+_LOCK_PROFILE = (
+    select(CallTaker)
+    .where(CallTaker.staff_id == _STAFF_ID)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_RING_IF_AVAILABLE = (
+    update(CallTaker)
+    .where(
+        CallTaker.staff_id == _STAFF_ID,
+        CallTaker.state == CallTakerState.AVAILABLE,
+        select(Staff.id).where(Staff.id == _STAFF_ID, Staff.is_active.is_(True)).exists(),
+        _holds_call_taker_role(_STAFF_ID),
+    )
+    .values(
+        state=CallTakerState.RINGING,
+        state_changed_at=bindparam("b_now"),
+        away_reason=None,
+        call_sid=bindparam("b_call_sid"),
+        wrap_up_until=None,
+    )
+)
+_STATE_CHANGE = insert(CallTakerStateChange)
+_CLAIMED = _RING_IF_AVAILABLE.returning(
+    CallTaker.staff_id, CallTaker.call_sid, CallTaker.state_changed_at
+).cte("claimed")
+_CHANGES = CallTakerStateChange.__table__.c
+_RING_AND_RECORD = (  # PostgreSQL: the claim and its history row in one statement
+    insert(CallTakerStateChange)
+    .from_select(
+        ["staff_id", "at", "actor", "from_state", "to_state", "reason", "call_sid"],
+        select(
+            _CLAIMED.c.staff_id,
+            _CLAIMED.c.state_changed_at,
+            bindparam("b_actor", type_=_CHANGES.actor.type),
+            literal(CallTakerState.AVAILABLE, _CHANGES.from_state.type),
+            literal(CallTakerState.RINGING, _CHANGES.to_state.type),
+            bindparam("b_reason", type_=_CHANGES.reason.type),
+            _CLAIMED.c.call_sid,
+        ),
+    )
+    .add_cte(_CLAIMED)
+    .returning(CallTakerStateChange.id)  # a row when claimed (INSERT's rowcount is unreliable)
+)
+_RING_ADDRESS = (
+    select(
+        CallTaker.staff_id, CallTaker.phone_number, CallTaker.client_identity, Staff.display_name
+    )
+    .join(Staff, Staff.id == CallTaker.staff_id)
+    .where(CallTaker.staff_id == _STAFF_ID)
+)
+
+
+@functools.cache
+def _routing_query(states: frozenset[CallTakerState]) -> Select:
+    return (
+        select(
+            CallTaker.staff_id,
+            CallTaker.languages,
+            CallTaker.skills,
+            CallTaker.state,
+            CallTaker.idle_since,
+            CallTaker.state_changed_at,
+            CallTaker.away_reason,
+            CallTaker.wrap_up_until,
+            CallTaker.phone_number,
+            CallTaker.client_identity,
+            Staff.display_name,
+        )
+        .join(Staff, Staff.id == CallTaker.staff_id)
+        .where(
+            CallTaker.state.in_(sorted(states)),
+            Staff.is_active.is_(True),
+            _holds_call_taker_role(CallTaker.staff_id),
+        )
+        .order_by(CallTaker.idle_since, CallTaker.staff_id)
+    )
+
+
 def _locked_profile(staff: Staff, *, session: Session) -> CallTaker:
     """The call-taker row, read again under a row lock (PostgreSQL) so that two moves at
     once (the console and a ring timeout) take turns and the later one sees the first."""
     if staff.call_taker is None or not staff.has_role(Role.CALL_TAKER):
         raise StaffError(f"{staff.username} is not a call-taker")
-    profile = session.scalars(
-        select(CallTaker)
-        .where(CallTaker.staff_id == staff.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return profile
+    return session.scalars(_LOCK_PROFILE, {"b_staff_id": staff.id}).one()
+
+
+def _change(
+    profile: CallTaker,
+    to_state: CallTakerState,
+    *,
+    username: str,
+    is_active: bool,
+    session: Session,
+    actor: str,
+    reason: str,
+    call_sid: str | None,
+    wrap_up_seconds: int,
+    now: datetime,
+) -> CallTakerStateChange | None:
+    """The rules of ``change_state`` for a profile read under its row lock."""
+    end_wrap_up_if_over(profile, session=session, now=now)
+    if to_state is CallTakerState.AWAY and not reason.strip():
+        raise StaffError("going away needs a reason")
+    if to_state is profile.state and (
+        to_state is not CallTakerState.AWAY or reason.strip() == (profile.away_reason or "")
+    ):
+        return None
+    if to_state is not CallTakerState.OFFLINE and not is_active:
+        raise StaffError(f"the account {username!r} is deactivated")
+    if to_state not in TRANSITIONS[profile.state]:
+        raise IllegalTransition(username, profile.state, to_state)
+    return _record(
+        profile,
+        to_state,
+        session=session,
+        actor=actor,
+        reason=reason,
+        call_sid=call_sid,
+        wrap_up_seconds=wrap_up_seconds,
+        now=now,
+    )
 
 
 def _record(

@@ -8,19 +8,22 @@ Run: ``huey_consumer webapp.worker.huey``.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 
+from ivr import callback_calls
 from ivr.config import voice_config
 from ivr.dispatch import dispatch_waiting_calls, sweep
 from webapp import create_app
 from webapp.drainer import drain_all
 from webapp.settings import Settings, load_settings
 from webapp.sms import run_sweep
-from webapp.surveys import run_survey_sweep
+from webapp.surveys import run_survey_sweep, survey_plan
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +102,15 @@ def place_survey_calls() -> dict[str, Any]:
     app = worker_app()
     with app.app_context():
         return run_survey_sweep(app).as_dict()
+
+
+@huey.periodic_task(crontab(minute="*"), retries=0)
+def call_back_citizens() -> dict[str, Any]:
+    """Every minute: plan the open callback tasks inside calling hours, then claim as many
+    due ones as call-takers are free and ring a call-taker for each; the citizen is dialled
+    when they answer (``ivr.callback_calls``). Not retried: the next sweep finds the rest."""
+    app = worker_app()
+    with app.app_context():
+        owner = f"worker:{socket.gethostname()}:{os.getpid()}"[:80]
+        plan = survey_plan(app)
+        return callback_calls.sweep(voice_config(), plan, owner=owner).as_dict()

@@ -4,35 +4,46 @@ One list for both kinds of task (``tickets.callbacks``): the callers who pressed
 queue's callback offer and the callers who hung up while waiting. Call-takers and floor
 managers work it: each row shows the caller's number (in full for the roles that call
 back, masked for anyone else, as on the live console), language, intent and how long they
-waited; "done" records the outcome with who and when. Placing the call from here is the
-outbound-call issue (issue 5): for now the call-taker dials the number themselves.
+waited; "done" records the outcome with who and when.
+
+The worker calls the open tasks back (``ivr.callback_calls``: a free call-taker first,
+then the citizen into their room; retried like a survey), and a call-taker who is
+available can start one at once with "Call back now" (they are rung first). Each row says
+where its calls stand: attempts, the next one, being called (with whom), reached (the
+outcome is the call-taker's to record here), or not reached after the last attempt.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
+from ivr import callback_calls
+from ivr.config import voice_config
 from tickets import callbacks
 from tickets.db import utcnow
-from tickets.models import CallbackOutcome, CallbackSource, CallbackTask, Role
+from tickets.models import CallbackOutcome, CallbackSource, CallbackTask, CallTaker, Role, Staff
 from tickets.phones import mask_number
 from webapp.auth import db_session, error_pages, roles_required
 from webapp.settings import Settings
 from webapp.staff.forms import LABELS, LANGUAGE_LABELS
 from webapp.staff.live_snapshot import INTENT_LABELS, can_see_numbers
 
+log = logging.getLogger(__name__)
 bp = error_pages(Blueprint("callbacks", __name__, url_prefix="/console/callbacks"))
 bp.context_processor(lambda: LABELS)
 CALLBACK_ROLES = (Role.CALL_TAKER, Role.FLOOR_MANAGER)
 workers_only = roles_required(*CALLBACK_ROLES)
+call_takers_only = roles_required(Role.CALL_TAKER)
 
 OUTCOME_LABELS = {
     CallbackOutcome.REACHED: "Reached the caller 已回电",
@@ -80,8 +91,31 @@ def _local(value: datetime | None) -> str:
     return value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _row(task: CallbackTask, full: bool) -> dict[str, object]:
+def _calling(task: CallbackTask, now: datetime, hosts: dict[str, str]) -> str:
+    """Where the task's calls stand."""
+    if task.reached_at is not None:
+        return "Reached: record the outcome 已接通，请登记结果"
+    if task.lease_owner and task.lease_until and task.lease_until > now:
+        if not task.last_room:
+            return "About to be called 即将回电"
+        host = hosts.get(task.last_room)
+        return f"Being called now by {host} 正在回电" if host else "Being called now 正在回电"
+    if task.note.startswith("not reached after"):
+        return task.note
+    if not task.caller_number:
+        return "No number to call 无号码"
+    if task.next_attempt_at is not None:
+        return f"Next call {_local(task.next_attempt_at)}"
+    return "To be planned 待安排"
+
+
+def _row(
+    task: CallbackTask, full: bool, now: datetime, hosts: dict[str, str] | None = None
+) -> dict[str, object]:
     return {
+        "calling": _calling(task, now, hosts or {}),
+        "attempts": task.attempts,
+        "callable": bool(task.caller_number),
         "id": task.id,
         "caller": _caller(task, full),
         "language": LANGUAGE_LABELS.get(task.language, task.language),
@@ -99,14 +133,49 @@ def _row(task: CallbackTask, full: bool) -> dict[str, object]:
 @bp.get("")
 @workers_only
 def index() -> ResponseReturnValue:
+    return _page()
+
+
+def _page() -> str:
     db = db_session()
     full = can_see_numbers(current_user.roles)
+    now = utcnow()
+    open_tasks = callbacks.list_open_tasks(session=db)
+    rooms = [task.last_room for task in open_tasks if task.last_room]
+    hosts: dict[str, str] = {}
+    if rooms:
+        found = db.execute(
+            select(CallTaker.call_sid, Staff.display_name)
+            .join(Staff, Staff.id == CallTaker.staff_id)
+            .where(CallTaker.call_sid.in_(rooms))
+        )
+        hosts = {str(room): name for room, name in found}
     return render_template(
         "console/callbacks.html",
-        open_tasks=[_row(task, full) for task in callbacks.list_open_tasks(session=db)],
-        done_tasks=[_row(task, full) for task in callbacks.list_done_tasks(session=db)],
+        open_tasks=[_row(task, full, now, hosts) for task in open_tasks],
+        done_tasks=[_row(task, full, now) for task in callbacks.list_done_tasks(session=db)],
         form=DoneForm(formdata=None),
+        may_call=current_user.has_role(Role.CALL_TAKER),
     )
+
+
+@bp.post("/<int:task_id>/call")
+@call_takers_only
+def call(task_id: int) -> ResponseReturnValue:
+    """Call back now, with the logged-in call-taker as the host: they are rung first, the
+    citizen when they answer. 409 when they are not available or the task cannot be
+    called (done, no number, being called)."""
+    db_session().close()  # nothing of this request's session is held while calling
+    try:
+        placed = callback_calls.call_now(voice_config(), task_id, staff_id=current_user.id)
+    except (callback_calls.NotAvailable, callback_calls.CannotCall) as error:
+        log.info("callback %s not placed for %s: %s", task_id, current_user.actor, error)
+        flash(f"Not called: {error}.", "error")
+        return _page(), 409
+    flash(
+        f"Your phone rings now; the citizen is called when you answer ({placed.room}).", "success"
+    )
+    return redirect(url_for("callbacks.index"))
 
 
 @bp.post("/<int:task_id>/done")
