@@ -7,8 +7,10 @@ a lost final callback looked up; then TwilioSurveyCaller's requests and error ma
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ from tickets.models import (
     WorkOrderState,
 )
 from tickets.survey_calls import CallFailure, CallFailureKind, PlacedCall
+from tickets.survey_pacing import reserve_slot
 from tickets.survey_schedule import SurveyRules
 from tickets.surveys import CallPolicy, SurveyPlan, record_attempt_status
 from webapp import create_app, worker
@@ -75,6 +78,27 @@ class Clock:
     def advance(self, **delta: float) -> datetime:
         self.at += timedelta(**delta)
         return self.at
+
+
+class PacingClock:
+    """The pacing lane's wall clock (Unix seconds): it moves only when a sweep sleeps."""
+
+    def __init__(self) -> None:
+        self.at = 1_800_000_000.0
+
+    def now(self) -> float:
+        return self.at
+
+    def sleep(self, into: list[float] | None = None) -> Callable[[float], None]:
+        def slept(seconds: float) -> None:
+            self.at += seconds
+            if into is not None:
+                into.append(seconds)
+
+        return slept
+
+
+pacing = PacingClock()
 
 
 @dataclass
@@ -252,8 +276,8 @@ def run(
         policy=policy or CallPolicy(calls_per_second=10),
         owner=owner,
         now_fn=clock,
-        sleep=(sleeps.append if sleeps is not None else lambda _: None),
-        monotonic=lambda: 0.0,
+        sleep=pacing.sleep(sleeps),
+        clock=pacing.now,
     )
 
 
@@ -731,6 +755,42 @@ def test_a_sweep_places_at_most_a_minute_of_calls_spaced_at_the_rate(
     assert run(sessions, caller, clock, policy=policy).claimed == 0  # the minute is full
     clock.advance(seconds=61)
     assert run(sessions, caller, clock, policy=policy)["placed"] == 2
+
+
+def test_two_workers_share_one_pace_whoever_sends(engine: Engine) -> None:
+    """Twilio's rate is per account: slots reserved by two workers at once (threads with
+    sessions of their own, each reserving as fast as it can) are all ``spacing`` apart."""
+    spacing, per_worker = 0.5, 15
+    slots: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(2)
+
+    def worker() -> None:
+        mine = sessionmaker(engine, expire_on_commit=False)
+        start.wait()
+        for _ in range(per_worker):
+            slot = reserve_slot(mine, "test-lane", spacing, time.time())
+            with lock:
+                slots.append(slot)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    slots.sort()
+    assert len(slots) == 2 * per_worker
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert min(gaps) >= spacing - 1e-6
+
+
+def test_a_lane_left_idle_starts_again_at_once(sessions: sessionmaker[Session]) -> None:
+    """A slot is never in the past: after a quiet spell the next create goes at once."""
+    assert reserve_slot(sessions, "idle", 0.5, 100.0) == 100.0
+    assert reserve_slot(sessions, "idle", 0.5, 100.0) == 100.5
+    assert reserve_slot(sessions, "idle", 0.5, 1000.0) == 1000.0
+    assert reserve_slot(sessions, "other", 0.5, 100.0) == 100.0  # lanes are apart
 
 
 # -- TwilioSurveyCaller ------------------------------------------------------------------------

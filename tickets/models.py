@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -917,3 +918,16 @@ class SurveyAttempt(Base):
     error: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (UniqueConstraint("survey_id", "number"),)
+
+
+class OutboundPace(Base):
+    """One lane of outbound calls shared by every worker process (``tickets.survey_pacing``):
+    ``next_slot`` is the earliest Unix time at which the next create may be sent. A worker
+    reserves a slot by moving it on by the spacing in one UPDATE, so the creates of all
+    workers together keep to the configured rate."""
+
+    __tablename__ = "outbound_pacing"
+
+    lane: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[utc_time] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -9,12 +9,14 @@ and the order stays ANSWERED, for a callback agent or a reviewer to close by han
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from tickets import survey_schedule
@@ -28,12 +30,13 @@ from tickets.survey_schedule import SurveyRules
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Planned:
     """The surveys ``plan_new`` planned, and those it cancelled."""
 
     planned: list[int]
     cancelled: list[int]
+    looked_at: int = 0  # surveys read as not planned yet (some may be another worker's)
 
 
 def plan_new(
@@ -56,7 +59,7 @@ def plan_new(
         )
     )
     session.rollback()
-    done = Planned([], [])
+    done = Planned([], [], len(ids))
     for survey_id in ids:
         try:
             result = _plan_one(session, survey_id, now, rules, calendar)
@@ -70,6 +73,31 @@ def plan_new(
         elif result is False:
             done.cancelled.append(survey_id)
     return done
+
+
+def plan_waiting(
+    sessions: sessionmaker[Session],
+    *,
+    now_fn: Callable[[], datetime],
+    rules: SurveyRules,
+    calendar: WorkingCalendar,
+    batch: int,
+    budget: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Planned:
+    """``plan_new`` in batches of ``batch`` until none are left or ``budget`` seconds have
+    gone, so a sweep plans ahead of the calls it can place (10,000 answered at once at 50
+    calls a second is 3,000 a minute) and still gets on to placing them."""
+    started = clock()
+    done = Planned([], [])
+    while True:
+        with sessions() as session:
+            got = plan_new(session, now=now_fn(), rules=rules, calendar=calendar, limit=batch)
+        done.planned.extend(got.planned)
+        done.cancelled.extend(got.cancelled)
+        done.looked_at += got.looked_at
+        if got.looked_at < batch or clock() - started >= budget:
+            return done
 
 
 def _plan_one(

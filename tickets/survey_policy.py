@@ -26,6 +26,8 @@ class CallPolicy:
 
     calls_per_second: float = 1.0
     max_batch: int = 500  # rows claimed per sweep, whatever the rate
+    plan_batch: int = 500  # surveys planned per transaction batch
+    plan_for: float = 20.0  # seconds a sweep may spend planning before it places calls
     lease: timedelta = timedelta(minutes=5)
     call_watch: timedelta = timedelta(minutes=30)
     conversation_grace: timedelta = timedelta(minutes=10)  # answers may still be stored

@@ -3,11 +3,14 @@ worker's sweep, and the names callers import (re-exported from the modules below
 
 The worker's sweep (``sweep``, every minute) runs in short transactions:
 
-1. ``survey_planning.plan_new``: surveys not planned yet get their first call time (the
-   order moves to CALLBACK), or are cancelled when their number may not be called.
+1. ``survey_planning.plan_waiting``: surveys not planned yet get their first call time
+   (the order moves to CALLBACK), or are cancelled when their number may not be called;
+   in batches, for at most ``CallPolicy.plan_for`` seconds.
 2. ``survey_claims.claim_due``: due surveys become ``calling`` under this sweep's lease,
-   committed before anything else, within the rate (``survey_pacing``); outside calling
-   hours they move to the next opening instead.
+   committed before anything else, at most a minute of calls at the rate less those
+   placed in the last minute; outside calling hours they move to the next opening instead.
+   Each create waits for its slot on the pacing lane all workers share
+   (``survey_pacing``).
 3. For each claimed row (``advance``): a FRESH one gets a new attempt
    (``survey_attempts.place_attempt``); a RECOVER one is looked at through its latest
    attempt:
@@ -50,8 +53,8 @@ from tickets.survey_attempts import (
 )
 from tickets.survey_calls import FINAL_STATUSES, SurveyCaller
 from tickets.survey_claims import Claim, ClaimKind, claim_due, release
-from tickets.survey_pacing import Pacer, placed_recently
-from tickets.survey_planning import Planned, plan_new
+from tickets.survey_pacing import SharedPacer, placed_recently
+from tickets.survey_planning import Planned, plan_new, plan_waiting
 from tickets.survey_policy import DEFAULT_POLICY, CallPolicy, SurveyPlan
 from tickets.survey_reconciliation import reconcile, watch
 from tickets.survey_rows import (
@@ -86,8 +89,8 @@ __all__ = [
     "Claim",
     "ClaimKind",
     "Outcome",
-    "Pacer",
     "Planned",
+    "SharedPacer",
     "SurveyPlan",
     "SweepCounts",
     "advance",
@@ -98,6 +101,7 @@ __all__ = [
     "place_attempt",
     "placed_recently",
     "plan_new",
+    "plan_waiting",
     "record_attempt_status",
     "release",
     "survey_sms_text",
@@ -173,14 +177,20 @@ def sweep(
     owner: str | None = None,
     now_fn: Callable[[], datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.time,
 ) -> SweepCounts:
     """Plan new surveys, claim the due ones within the rate, and place their calls."""
     owner = owner or new_owner("survey")
     counts = SweepCounts()
     try:
-        with sessions() as session:
-            planned = plan_new(session, now=now_fn(), rules=plan.rules, calendar=plan.calendar)
+        planned = plan_waiting(
+            sessions,
+            now_fn=now_fn,
+            rules=plan.rules,
+            calendar=plan.calendar,
+            batch=policy.plan_batch,
+            budget=policy.plan_for,
+        )
         counts.planned, counts.cancelled = len(planned.planned), len(planned.cancelled)
     except Exception:
         counts.errors += 1
@@ -207,7 +217,7 @@ def sweep(
         from_number=from_number,
         policy=policy,
         now_fn=now_fn,
-        pace=Pacer(policy.spacing, sleep=sleep, monotonic=monotonic),
+        pace=SharedPacer(sessions, policy.spacing, sleep=sleep, clock=clock),
     )
     for position, claim in enumerate(claims):
         try:
