@@ -12,9 +12,7 @@ callback (30xxx) are not this module's business.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -25,18 +23,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
 from twilio.rest import Client
 
-from ivr.gateway import (
-    TWILIO_API_BASE_URL,
-    BaseUrlHttpClient,
-    quiet_twilio_http_logging,
-    scrub_numbers,
-    twilio_client,
+from ivr.gateway import TWILIO_API_BASE_URL, quiet_twilio_http_logging, twilio_client
+from ivr.twilio_errors import (
+    RetryAfterHttpClient,
+    TwilioError,
+    failure_kind,
+    retry_after_of,
+    translated,
 )
 from tickets.phones import mask_number
 from tickets.sms_sender import (
@@ -87,77 +83,23 @@ TWILIO_ERROR_KINDS: dict[int, SmsFailureKind] = {
     21611: _Kind.RETRY,  # 'From' has exceeded the maximum number of queued messages
 }
 # HTTP statuses that a later identical request may not get.
-_TRANSIENT_STATUSES = {408, 409, 425, 429}
 
 
 def twilio_failure_kind(code: int | None, status: int | None) -> SmsFailureKind:
     """What the outbox should do about Twilio error ``code`` / HTTP ``status``."""
-    if code is not None and code in TWILIO_ERROR_KINDS:
-        return TWILIO_ERROR_KINDS[code]
-    if status is None or status >= 500 or status in _TRANSIENT_STATUSES:
-        return SmsFailureKind.RETRY
-    if status in (401, 403, 404):  # wrong credentials, account SID or API base URL
-        return SmsFailureKind.AUTH
-    if status >= 400:
-        return SmsFailureKind.REJECTED
-    return SmsFailureKind.RETRY
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, infinities
-        return None
-    return max(0.0, seconds)
+    return failure_kind(
+        code,
+        status,
+        TWILIO_ERROR_KINDS,
+        retry=_Kind.RETRY,
+        auth=_Kind.AUTH,
+        rejected=_Kind.REJECTED,
+    )
 
 
 def status_callback_url(public_base_url: str, reference: str) -> str:
     """``<public_base_url>/voice/sms-status?ref=<reference>``, the reference URL-encoded."""
     return f"{public_base_url.rstrip('/')}{SMS_STATUS_PATH}?{urlencode({'ref': reference})}"
-
-
-def _scrub(text: str) -> str:
-    """Mask numbers in ``text``, including URL-encoded ones (``To=%2B86...`` in a query)."""
-    return scrub_numbers(re.sub("%2[Bb]", "+", text))
-
-
-def _int_code(value: Any) -> int | None:
-    # twilio-python puts the HTTP status into ``code`` when the body has no Twilio code.
-    return value if isinstance(value, int) and value >= 10000 else None
-
-
-class RetryAfterHttpClient(BaseUrlHttpClient):
-    """A :class:`BaseUrlHttpClient` that remembers, per thread, the last response's headers,
-    so that an error can carry the provider's Retry-After (twilio's exceptions drop headers)."""
-
-    def __init__(self, base_url: str = TWILIO_API_BASE_URL, timeout: float | None = None):
-        super().__init__(base_url, timeout=timeout)
-        self._last = threading.local()
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        self._last.headers = None
-        response = super().request(method, url, *args, **kwargs)
-        self._last.headers = response.headers
-        return response
-
-    def last_header(self, name: str) -> str | None:
-        headers = getattr(self._last, "headers", None)
-        if not headers:
-            return None
-        value = headers.get(name)
-        return str(value) if value is not None else None
 
 
 class TwilioSmsSender:
@@ -334,103 +276,27 @@ class TwilioSmsSender:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _retry_after(self) -> float | None:
-        http_client = getattr(self._client, "http_client", None)
-        if isinstance(http_client, RetryAfterHttpClient):
-            return parse_retry_after(http_client.last_header("Retry-After"))
-        return None
-
-    def _failure(
-        self,
-        operation: str,
-        *,
-        code: int | None,
-        status: int | None,
-        detail: Any,
-        sending: bool,
-    ) -> SmsFailure:
-        kind = twilio_failure_kind(code, status)
-        return SmsFailure(
-            _scrub(f"{operation} failed: HTTP {status}, code {code}: {detail}"),
-            kind=kind,
-            code=code,
-            status=status,
-            retry_after=self._retry_after(),
-            # A 5xx may come after the message was created; a 4xx never does.
-            maybe_sent=sending and (status is None or status >= 500),
-        )
-
-    def _from_page_error(self, exc: TwilioException, operation: str) -> SmsFailure | None:
-        """twilio raises ``TwilioException("Unable to fetch page", response)`` for a failed
-        list page (no status, no code): read them from the response."""
-        response = exc.args[1] if len(exc.args) > 1 else None
-        if not isinstance(response, Response):
-            return None
-        code, detail = None, exc.args[0]
-        try:
-            payload = json.loads(response.text)
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            code = _int_code(payload.get("code"))
-            detail = payload.get("message") or payload.get("detail") or detail
-        return self._failure(
-            operation, code=code, status=response.status_code, detail=detail, sending=False
-        )
-
     @contextmanager
     def _translated_errors(
         self, operation: str, *, to: str, reference: str | None = None, sending: bool = False
     ) -> Iterator[None]:
+        def as_failure(error: TwilioError) -> SmsFailure:
+            return SmsFailure(
+                error.message,
+                kind=_Kind.RETRY
+                if error.transport
+                else twilio_failure_kind(error.code, error.status),
+                code=error.code,
+                status=error.status,
+                retry_after=None if error.transport else retry_after_of(self._client),
+                maybe_sent=error.maybe_done,
+            )
+
         try:
-            try:
+            with translated(operation, creating=sending, failure=as_failure, passes=SmsFailure):
                 yield
-            except SmsFailure:
-                raise
-            except TwilioRestException as exc:
-                raise self._failure(
-                    operation,
-                    code=_int_code(exc.code),
-                    status=exc.status,
-                    detail=exc.msg,
-                    sending=sending,
-                ) from None  # ``from None``: the original message may carry numbers
-            except TwilioServiceException as exc:
-                raise self._failure(
-                    operation,
-                    code=_int_code(exc.code),
-                    status=exc.status,
-                    detail=exc.detail or exc.title,
-                    sending=sending,
-                ) from None
-            except requests.ConnectTimeout as exc:  # never reached the provider
-                raise SmsFailure(
-                    _scrub(f"{operation} failed: {type(exc).__name__}: {exc}"),
-                    kind=SmsFailureKind.RETRY,
-                ) from None
-            except requests.RequestException as exc:
-                # The URL in the message may carry the number; a read timeout or a dropped
-                # connection may come after Twilio created the message.
-                raise SmsFailure(
-                    _scrub(f"{operation} failed: {type(exc).__name__}: {exc}"),
-                    kind=SmsFailureKind.RETRY,
-                    maybe_sent=sending,
-                ) from None
-            except json.JSONDecodeError:  # a 2xx that is not JSON (proxy page, wrong base URL)
-                raise SmsFailure(
-                    f"{operation} failed: response is not JSON",
-                    kind=SmsFailureKind.RETRY,
-                    maybe_sent=sending,
-                ) from None
-            except TwilioException as exc:
-                failure = self._from_page_error(exc, operation)
-                raise failure or SmsFailure(
-                    _scrub(f"{operation} failed: {exc}"),
-                    kind=SmsFailureKind.RETRY,
-                    maybe_sent=sending,
-                ) from None
-        except SmsFailure as failure:
-            self._log_failure(operation, reference, to, failure)
+        except SmsFailure as failed:
+            self._log_failure(operation, reference, to, failed)
             raise
 
     @staticmethod

@@ -12,7 +12,6 @@ judged by its HTTP status (:func:`twilio_call_failure_kind`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -21,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
@@ -32,7 +29,13 @@ from ivr.gateway import (
     quiet_twilio_http_logging,
     twilio_client,
 )
-from ivr.sms import RetryAfterHttpClient, _int_code, _scrub, parse_retry_after
+from ivr.twilio_errors import (
+    RetryAfterHttpClient,
+    TwilioError,
+    failure_kind,
+    retry_after_of,
+    translated,
+)
 from tickets.phones import mask_number
 from tickets.survey_calls import CallFailure, CallFailureKind, PlacedCall
 
@@ -63,20 +66,18 @@ TWILIO_CALL_ERROR_KINDS: dict[int, CallFailureKind] = {
     # Try again later: never processed, safe to retry.
     20429: _Kind.RETRY,  # Too many requests
 }
-_TRANSIENT_STATUSES = {408, 409, 425, 429}
 
 
 def twilio_call_failure_kind(code: int | None, status: int | None) -> CallFailureKind:
     """What the survey worker should do about Twilio error ``code`` / HTTP ``status``."""
-    if code is not None and code in TWILIO_CALL_ERROR_KINDS:
-        return TWILIO_CALL_ERROR_KINDS[code]
-    if status is None or status >= 500 or status in _TRANSIENT_STATUSES:
-        return CallFailureKind.RETRY
-    if status in (401, 403, 404):  # wrong credentials, account SID or API base URL
-        return CallFailureKind.AUTH
-    if status >= 400:
-        return CallFailureKind.REJECTED
-    return CallFailureKind.RETRY
+    return failure_kind(
+        code,
+        status,
+        TWILIO_CALL_ERROR_KINDS,
+        retry=_Kind.RETRY,
+        auth=_Kind.AUTH,
+        rejected=_Kind.REJECTED,
+    )
 
 
 class TwilioSurveyCaller:
@@ -222,92 +223,25 @@ class TwilioSurveyCaller:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _retry_after(self) -> float | None:
-        http_client = getattr(self._client, "http_client", None)
-        if isinstance(http_client, RetryAfterHttpClient):
-            return parse_retry_after(http_client.last_header("Retry-After"))
-        return None
-
-    def _failure(
-        self, operation: str, *, code: int | None, status: int | None, detail: Any, placing: bool
-    ) -> CallFailure:
-        return CallFailure(
-            _scrub(f"{operation} failed: HTTP {status}, code {code}: {detail}"),
-            kind=twilio_call_failure_kind(code, status),
-            code=code,
-            status=status,
-            retry_after=self._retry_after(),
-            # A 5xx may come after the call was created; a 4xx never does.
-            maybe_placed=placing and (status is None or status >= 500),
-        )
-
-    def _from_page_error(self, exc: TwilioException, operation: str) -> CallFailure | None:
-        """twilio raises ``TwilioException("Unable to fetch page", response)`` for a failed
-        list page: read the status and code from the response."""
-        response = exc.args[1] if len(exc.args) > 1 else None
-        status = getattr(response, "status_code", None)
-        if status is None:
-            return None
-        code, detail = None, exc.args[0]
-        try:
-            payload = json.loads(response.text)  # type: ignore[union-attr]
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict):
-            code = _int_code(payload.get("code"))
-            detail = payload.get("message") or detail
-        return self._failure(operation, code=code, status=status, detail=detail, placing=False)
-
     @contextmanager
     def _translated_errors(
         self, operation: str, *, to: str, attempt_key: str | None = None, placing: bool = False
     ) -> Iterator[None]:
+        def as_failure(error: TwilioError) -> CallFailure:
+            return CallFailure(
+                error.message,
+                kind=_Kind.RETRY
+                if error.transport
+                else twilio_call_failure_kind(error.code, error.status),
+                code=error.code,
+                status=error.status,
+                retry_after=None if error.transport else retry_after_of(self._client),
+                maybe_placed=error.maybe_done,
+            )
+
         try:
-            try:
+            with translated(operation, creating=placing, failure=as_failure, passes=CallFailure):
                 yield
-            except CallFailure:
-                raise
-            except TwilioRestException as exc:
-                raise self._failure(
-                    operation,
-                    code=_int_code(exc.code),
-                    status=exc.status,
-                    detail=exc.msg,
-                    placing=placing,
-                ) from None  # the original message may carry numbers
-            except TwilioServiceException as exc:
-                raise self._failure(
-                    operation,
-                    code=_int_code(exc.code),
-                    status=exc.status,
-                    detail=exc.detail or exc.title,
-                    placing=placing,
-                ) from None
-            except requests.ConnectTimeout as exc:  # never reached the provider
-                raise CallFailure(
-                    _scrub(f"{operation} failed: {type(exc).__name__}: {exc}"),
-                    kind=CallFailureKind.RETRY,
-                ) from None
-            except requests.RequestException as exc:
-                # A read timeout or a dropped connection may come after Twilio created it.
-                raise CallFailure(
-                    _scrub(f"{operation} failed: {type(exc).__name__}: {exc}"),
-                    kind=CallFailureKind.RETRY,
-                    maybe_placed=placing,
-                ) from None
-            except json.JSONDecodeError:  # a 2xx that is not JSON (proxy page, wrong base URL)
-                raise CallFailure(
-                    f"{operation} failed: response is not JSON",
-                    kind=CallFailureKind.RETRY,
-                    maybe_placed=placing,
-                ) from None
-            except TwilioException as exc:
-                failure = self._from_page_error(exc, operation)
-                raise failure or CallFailure(
-                    _scrub(f"{operation} failed: {exc}"),
-                    kind=CallFailureKind.RETRY,
-                    maybe_placed=placing,
-                ) from None
         except CallFailure as failure:
             level = logging.ERROR if failure.kind is CallFailureKind.AUTH else logging.WARNING
             log.log(

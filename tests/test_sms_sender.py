@@ -25,10 +25,10 @@ from ivr.sms import (
     ConsoleSmsSender,
     TwilioSmsSender,
     console_provider_id,
-    parse_retry_after,
     status_callback_url,
     twilio_failure_kind,
 )
+from ivr.twilio_errors import parse_retry_after
 from tests.support.sms import RecordingSmsSender
 from tickets.sms_sender import (
     MAX_REFERENCE_LENGTH,

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from ivr.sms import RetryAfterHttpClient, TwilioSmsSender
+from ivr.sms import TwilioSmsSender
+from ivr.twilio_errors import RetryAfterHttpClient
 from tests.support.prism import PrismServer, running_prism
 from tickets.sms_sender import SentSms, SmsFailure, SmsFailureKind
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from ivr.sms import RetryAfterHttpClient
 from ivr.survey_caller import TwilioSurveyCaller
+from ivr.twilio_errors import RetryAfterHttpClient
 from tests.support.prism import PrismServer, running_prism
 from tickets.survey_calls import CallFailure, CallFailureKind
 from tickets.surveys import call_urls
