@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from tickets.models import Role
 from tickets.order_clocks import ConfiguredClocks
 from tickets.order_flow import Actor, IllegalMove, NotYours
+from webapp.auth import db_session
 from webapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,19 @@ def attempt(move: Callable[[], T]) -> T:
         raise Refused(
             409, "Someone else changed this work order just now. Reload it and try again."
         ) from None
+
+
+def commit_move(move: Callable[[], T]) -> T:
+    """``attempt`` the move, then commit it; a refused move is rolled back (nothing is
+    written) and its ``Refused`` raised for the page to show."""
+    session = db_session()
+    try:
+        result = attempt(move)
+    except Refused:
+        session.rollback()
+        raise
+    session.commit()
+    return result
 
 
 def _sentence(text: str) -> str:

@@ -25,7 +25,7 @@ from tickets.models import ClosedHow, Role, WorkOrder, WorkOrderState
 from tickets.order_flow import Actor
 from tickets.phones import to_e164
 from webapp.auth import db_session, error_pages, roles_required
-from webapp.order_services import Refused, actor_as, attempt, order_clocks
+from webapp.order_services import Refused, actor_as, commit_move, order_clocks
 from webapp.orders import conference, display
 from webapp.orders.forms import CloseForm, MoveForm, form_problem
 from webapp.orders.order_page import CALLING_ROLES, order_or_404, render_order
@@ -134,14 +134,12 @@ def move_order(order_id: int, move: str) -> ResponseReturnValue:
     make = _MAKERS[action]
     try:
         check_seen(order, form.seen_version.data)
-        attempt(lambda: make(order, form, actor_as(role), db))
+        commit_move(lambda: make(order, form, actor_as(role), db))
     except Refused as refusal:
-        db.rollback()
         if refusal.status == 404:
             abort(404)
         log.info("%s: %s refused on %s: %s", current_user.actor, move, order_id, refusal.message)
         return render_order(order_or_404(order_id), status=refusal.status, error=refusal.message)
-    db.commit()
     log.info("%s %s order %s as %s", current_user.actor, move, order.number, role.value)
     flash(DONE[action], "success")
     return redirect(url_for("orders.show", order_id=order.id))

@@ -47,7 +47,7 @@ from tickets.models import (
     WorkOrderDispatch,
 )
 from webapp.auth import db_session, error_pages, roles_required
-from webapp.order_services import Refused, actor_as, attempt, first_role, order_clocks
+from webapp.order_services import Refused, actor_as, commit_move, first_role, order_clocks
 from webapp.orders import display
 from webapp.orders.forms import ExtensionDecisionForm, RejectForm, UpholdForm, form_problem
 from webapp.orders.order_page import render_order
@@ -183,7 +183,7 @@ def uphold(objection_id: int) -> ResponseReturnValue:
     assert target.department is not None
     department = target.department
     try:
-        attempt(
+        commit_move(
             lambda: order_flow.uphold_objection(
                 objection,
                 item=target.item,
@@ -195,14 +195,12 @@ def uphold(objection_id: int) -> ResponseReturnValue:
             )
         )
     except Refused as refusal:
-        db.rollback()
         return _render_objection(
             _objection_or_404(objection_id),
             status=refusal.status,
             error=refusal.message,
             uphold=form,
         )
-    db.commit()
     log.info("objection %s upheld: %s to %s", objection.id, order.number, department.code)
     flash(f"Order {order.number} re-dispatched to {department.name}.", "success")
     return redirect(url_for("review.objections"))
@@ -217,7 +215,7 @@ def reject(objection_id: int) -> ResponseReturnValue:
         return _render_objection(objection, status=400, error=form_problem(form), reject=form)
     db = db_session()
     try:
-        attempt(
+        commit_move(
             lambda: order_flow.reject_objection(
                 objection,
                 reason=form.reason.data or "",
@@ -226,14 +224,12 @@ def reject(objection_id: int) -> ResponseReturnValue:
             )
         )
     except Refused as refusal:
-        db.rollback()
         return _render_objection(
             _objection_or_404(objection_id),
             status=refusal.status,
             error=refusal.message,
             reject=form,
         )
-    db.commit()
     order = db.get_one(WorkOrder, objection.work_order_id)
     log.info("objection %s rejected: %s back to %s", objection.id, order.number, order.state)
     flash(
@@ -301,7 +297,7 @@ def decide_extension(request_id: int) -> ResponseReturnValue:
     approve = form.decision.data == "approve"
     role = first_role(*EXTENSION_ROLES)
     try:
-        attempt(
+        commit_move(
             lambda: order_flow.decide_extension(
                 extension,
                 approve=approve,
@@ -312,9 +308,7 @@ def decide_extension(request_id: int) -> ResponseReturnValue:
             )
         )
     except Refused as refusal:
-        db.rollback()
         return refused(refusal.status, refusal.message)
-    db.commit()
     due = display.local(order.due_at)
     if approve:
         flash(f"Extension approved: order {order.number} is due {due} now.", "success")
@@ -400,7 +394,7 @@ def decide_survey(survey_id: int) -> ResponseReturnValue:
         return _render_surveys(status=400, error=form_problem(form))
     subjective = SURVEY_DECISIONS[form.decision.data or ""]
     try:
-        attempt(
+        commit_move(
             lambda: survey_results.decide_review(
                 db,
                 survey,
@@ -411,9 +405,7 @@ def decide_survey(survey_id: int) -> ResponseReturnValue:
             )
         )
     except Refused as refusal:
-        db.rollback()
         return _render_surveys(status=refusal.status, error=refusal.message)
-    db.commit()
     order = db.get_one(WorkOrder, survey.work_order_id)
     if subjective:
         log.info("survey %s subjective: %s reopened", survey.id, order.number)

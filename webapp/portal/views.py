@@ -51,7 +51,7 @@ from tickets.models import (
 from tickets.order_flow import Actor
 from webapp.auth import db_session, error_pages, roles_required
 from webapp.dispatching import alternatives
-from webapp.order_services import Refused, actor_as, attempt, order_clocks
+from webapp.order_services import Refused, actor_as, attempt, commit_move, order_clocks
 from webapp.portal import present
 from webapp.portal.forms import (
     FORMS,
@@ -319,9 +319,8 @@ def _act(order_id: int, action: Action, move: Move) -> ResponseReturnValue:
         return _order_page(order, actor, bound=(action, form), status=400)
     number = order.number
     try:
-        attempt(lambda: move(order, form, actor, db))
+        commit_move(lambda: move(order, form, actor, db))
     except Refused as refusal:
-        db.rollback()
         if refusal.status == 404:
             abort(404)
         log.info(
@@ -333,7 +332,6 @@ def _act(order_id: int, action: Action, move: Move) -> ResponseReturnValue:
         )
         flash(refusal.message, "error")
         return _order_page(_order_or_404(actor, order_id), actor, status=refusal.status)
-    db.commit()
     log.info("portal: %s did %s on work order %s", actor.actor, action.value, number)
     flash(ACTION_VIEWS[action].done, "success")
     return redirect(url_for("portal.show_order", order_id=order_id))

@@ -36,7 +36,7 @@ from webapp.dispatching import (
     recommend,
     suggestions_of,
 )
-from webapp.order_services import Refused, actor_as, attempt, first_role, order_clocks
+from webapp.order_services import Refused, actor_as, commit_move, first_role, order_clocks
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def dispatch_work_order(order_id: int) -> ResponseReturnValue:
         suggestions = recommend(model, order) if model else None
         department = _department(version.id, form.department_code.data or "", item, order, model)
         actor = actor_as(first_role(Role.CALL_TAKER, Role.FLOOR_MANAGER))
-        record = attempt(
+        record = commit_move(
             lambda: order_flow.dispatch(
                 order,
                 item=item,
@@ -97,9 +97,7 @@ def dispatch_work_order(order_id: int) -> ResponseReturnValue:
             )
         )
     except Refused as refused:
-        session.rollback()
         return jsonify(error=refused.message), refused.status
-    session.commit()
     log.info(
         "%s dispatched work order %s to %s (item %s, suggestion rank %s)",
         current_user.actor,
@@ -124,15 +122,13 @@ def close_work_order(order_id: int) -> ResponseReturnValue:
             raise Refused(400, "Write down the answer the caller was given.")
         order = _my_order(order_id)
         actor = actor_as(first_role(Role.CALL_TAKER, Role.FLOOR_MANAGER))
-        attempt(
+        commit_move(
             lambda: order_flow.close_on_the_spot(
                 order, answer=form.answer.data or "", actor=actor, session=session
             )
         )
     except Refused as refused:
-        session.rollback()
         return jsonify(error=refused.message), refused.status
-    session.commit()
     log.info("%s closed work order %s on the spot", current_user.actor, order.number)
     return jsonify(message=f"Work order {order.number} closed: answered on the spot."), 200
 
