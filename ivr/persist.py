@@ -11,17 +11,24 @@ stays in the journal and the caller is answered all the same.
 After queue entries are stored (in the request, or by a drain's batch), routing decides
 who rings whom (``ivr.dispatch``): the caller's own webhook never waits for that decision
 when a drainer runs.
+
+The SMS webhooks (``ivr.sms_inbound``, ``ivr.sms_status``) need what storing changed, so
+they store through ``store_now`` (what is journaled first, then theirs) and, when the
+database is unreachable, ``journal_webhook`` their delivery: the drain applies it later
+(``tickets.webhooks``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from ivr.config import VoiceConfig, voice_config
 from ivr.dispatch import dispatch_waiting_calls
@@ -30,6 +37,7 @@ from tickets.journal import DrainResult
 from tickets.webhooks import StoredWebhook, store_webhook, store_webhooks
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def webhook_from_request(kind: str, *fallback_key: object, **changes: object) -> StoredWebhook:
@@ -57,24 +65,36 @@ def persist(hook: StoredWebhook, *, now: bool = False) -> bool | None:
     """
     config = voice_config()
     if config.drain_in_background and not now:
-        _journal(config, hook)
+        journal_webhook(config, hook)
         return None
     try:
-        if config.journal.has_pending():
-            drain_journal(config)
-        with config.sessions.begin() as session:
-            stored = store_webhook(session=session, hook=hook, context=config.store_context)
+        stored = store_now(
+            config,
+            lambda session: store_webhook(session=session, hook=hook, context=config.store_context),
+        )
     except DBAPIError as error:
         # Only an unreachable database is journaled for later; bad data is a bug and goes
         # to the route's safety net (apology TwiML, logged).
         if not is_transient(error):
             raise
         log.error("database unavailable; journaling the %s webhook of %s", hook.kind, hook.call_sid)
-        _journal(config, hook)
+        journal_webhook(config, hook)
         return None
     if stored and hook.enters_queue:
         after_queue_entries(config)
     return stored
+
+
+def store_now(config: VoiceConfig, store: Callable[[Session], T]) -> T:
+    """Store what is journaled (earlier webhooks first), then run ``store`` in one
+    transaction and return what it returns.
+
+    Raises the database's error; the caller journals its webhook when it is transient.
+    """
+    if config.journal.has_pending():
+        drain_journal(config)
+    with config.sessions.begin() as session:
+        return store(session)
 
 
 def after_queue_entries(config: VoiceConfig) -> None:
@@ -86,7 +106,8 @@ def after_queue_entries(config: VoiceConfig) -> None:
         log.exception("dispatch after queue entries failed")
 
 
-def _journal(config: VoiceConfig, hook: StoredWebhook) -> None:
+def journal_webhook(config: VoiceConfig, hook: StoredWebhook) -> None:
+    """Append the webhook to this process's journal: a drain stores it later."""
     document = hook.to_json()
     if not hook.dedupe_key:  # a journaled line may be stored twice: give it an identity
         document["dedupe_key"] = f"journal:{uuid.uuid4()}"

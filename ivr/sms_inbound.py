@@ -4,11 +4,13 @@ comes in" setting).
 The citizen's reply to the survey's last-resort SMS (``tickets.survey_sms_replies``).
 Signed like every voice webhook (403 otherwise). Each message is recorded once in
 ``call_events`` (kind ``sms-incoming``, keyed by Twilio's MessageSid, so a retried delivery
-is stored and applied once), and applied in the same transaction. The answer is always
-messaging TwiML: a short thank-you in the citizen's language, the reply codes again (once
-per survey) for a reply that cannot be read, or nothing. Never a 404 or 500; only an
-unreachable database is answered 503 (the message stays in Twilio's log and its retry or
-fallback URL applies), as ``ivr.sms_status`` does.
+is stored and applied once), and applied in the same transaction, after what the webhook
+journal holds (``ivr.persist.store_now``). The answer is always messaging TwiML: a short
+thank-you in the citizen's language, the reply codes again (once per survey) for a reply
+that cannot be read, or nothing. Never a 404 or a 5xx: Twilio does not retry an
+incoming message, so while the database is unreachable the message is journaled and
+answered with nothing (we cannot know the survey); the drain applies it later, as of its
+arrival and once (``tickets.webhooks``), with the words read here on arrival.
 """
 
 from __future__ import annotations
@@ -25,19 +27,19 @@ from werkzeug.datastructures import MultiDict
 from callflows import survey_speech
 from ivr.config import voice_config
 from ivr.events import form_snapshot
-from ivr.persist import is_transient
+from ivr.persist import is_transient, journal_webhook, store_now
 from ivr.voice import require_twilio_signature
 from tickets.db import utcnow
-from tickets.events import record_event
 from tickets.phones import mask_number
-from tickets.survey_sms_replies import ReplyResult, apply_reply
+from tickets.survey_sms_replies import words_in
+from tickets.webhooks import SMS_INCOMING, StoredWebhook, incoming_sms_extra, store_incoming_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms_inbound", __name__)
 bp.before_request(require_twilio_signature)
 
 SMS_INCOMING_PATH = "/voice/sms-incoming"
-EVENT_KIND = "sms-incoming"
+EVENT_KIND = SMS_INCOMING
 MAX_BODY_CHARS = 1_600  # Twilio's longest message
 
 
@@ -86,11 +88,11 @@ def read_words(text: str) -> tuple[str, str, str] | None:
     return first, second, third  # type: ignore[return-value]
 
 
-def _answer(text: str | None = None, status: int = 200) -> Response:
+def _answer(text: str | None = None) -> Response:
     twiml = MessagingResponse()
     if text:
         twiml.message(text)
-    return Response(str(twiml), status=status, content_type="text/xml")
+    return Response(str(twiml), content_type="text/xml")
 
 
 @bp.route(SMS_INCOMING_PATH, methods=["POST"])
@@ -101,15 +103,25 @@ def sms_incoming() -> Response:
         log.warning("incoming sms without a MessageSid from %s ignored", who)
         return _answer()
     try:
-        result = _store(message)
-    except DBAPIError as error:
-        if is_transient(error):
-            log.error(
-                "database unavailable: sms %s from %s not stored (503)", message.message_sid, who
+        hook = _webhook(message)
+        config = voice_config()
+        try:
+            result = store_now(
+                config,
+                lambda session: store_incoming_sms(
+                    session=session, hook=hook, context=config.store_context
+                ),
             )
-            return _answer(status=503)
-        log.exception("incoming sms %s from %s failed", message.message_sid, who)
-        return _answer()
+        except DBAPIError as error:
+            if not is_transient(error):
+                raise
+            journal_webhook(config, hook)
+            log.error(
+                "database unavailable: sms %s from %s journaled, applied when it is back",
+                message.message_sid,
+                who,
+            )
+            return _answer()
     except Exception:
         log.exception("incoming sms %s from %s failed", message.message_sid, who)
         return _answer()
@@ -126,28 +138,19 @@ def sms_incoming() -> Response:
     return _answer(result.reply)
 
 
-def _store(message: IncomingSms) -> ReplyResult | None:
-    """Record the message once and apply it; None when it was recorded before."""
-    config = voice_config()
+def _webhook(message: IncomingSms) -> StoredWebhook:
+    """The delivery, stored now or journaled: keyed by its MessageSid, with what it says."""
     this_request = request._get_current_object()  # type: ignore[attr-defined]
-    now = utcnow()
-    with config.sessions.begin() as session:
-        # First, so that on SQLite the write lock is held before anything is read.
-        if not record_event(
-            session=session,
-            kind=EVENT_KIND,
-            call_sid=None,
-            params=form_snapshot(this_request.args, this_request.form),
-            dedupe_key=f"{EVENT_KIND}:{message.message_sid}",
-            received_at=now,
-        ):
-            return None
-        return apply_reply(
-            session,
+    return StoredWebhook(
+        kind=EVENT_KIND,
+        call_sid=None,
+        params=form_snapshot(this_request.args, this_request.form),
+        dedupe_key=f"{EVENT_KIND}:{message.message_sid}",
+        received_at=utcnow().isoformat(),
+        extra=incoming_sms_extra(
             message_sid=message.message_sid,
             from_number=message.from_number,
             body=message.body,
-            now=now,
-            default_region=config.default_region,
-            words=read_words,
-        )
+            words=words_in(message.body, read_words),
+        ),
+    )

@@ -7,7 +7,10 @@ message and its status), and only the first one changes the row, in the same
 transaction: the provider status moves forward, a row still ``sending`` after a crash is
 ``sent`` (the report proves it went), and an opted-out or invalid number (21610, 21211 ...)
 is marked on its contact preference. An unknown ``ref`` is answered 200 and logged: Twilio
-must never see a 404 or a 500 for a report we cannot use.
+must never see a 404 or a 500 for a report we cannot use. While the database is
+unreachable the report is journaled and answered 200 all the same; the drain records it
+later, once, as of its arrival (``tickets.webhooks``). Stored at once, it comes after what
+the journal holds (``ivr.persist.store_now``).
 """
 
 from __future__ import annotations
@@ -21,20 +24,26 @@ from werkzeug.datastructures import MultiDict
 
 from ivr.config import voice_config
 from ivr.events import IDEMPOTENCY_HEADER, dedupe_key, form_snapshot
-from ivr.persist import is_transient
+from ivr.persist import is_transient, journal_webhook, store_now
 from ivr.sms import SMS_STATUS_PATH, TWILIO_ERROR_KINDS
 from ivr.voice import require_twilio_signature
-from tickets.events import record_event
+from tickets.db import utcnow
 from tickets.sms_delivery import message_id_of
-from tickets.sms_reports import ReportResult, record_delivery_report
+from tickets.sms_reports import ReportResult
 from tickets.sms_sender import SmsFailureKind
+from tickets.webhooks import (
+    SMS_STATUS,
+    StoredWebhook,
+    delivery_report_extra,
+    store_delivery_report,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms_status", __name__)
 bp.before_request(require_twilio_signature)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-EVENT_KIND = "sms-status"
+EVENT_KIND = SMS_STATUS
 _RECIPIENT_KINDS = (SmsFailureKind.OPTED_OUT, SmsFailureKind.INVALID_NUMBER)
 
 
@@ -62,8 +71,8 @@ class DeliveryReport:
         return kind if kind in _RECIPIENT_KINDS else None
 
 
-def _answer(status: int = 200) -> Response:
-    return Response(EMPTY_TWIML, status=status, content_type="text/xml")
+def _answer() -> Response:
+    return Response(EMPTY_TWIML, content_type="text/xml")
 
 
 @bp.route(SMS_STATUS_PATH, methods=["POST"])
@@ -80,13 +89,21 @@ def sms_status() -> Response:
         )
         return _answer()
     try:
-        result = _store(message_id, report)
-    except DBAPIError as error:
-        if is_transient(error):
-            log.error("database unavailable: sms report for %s not stored (503)", ref)
-            return _answer(503)  # worth Twilio's retry; the worker reconciles regardless
-        log.exception("sms report for %s failed", ref)
-        return _answer()
+        hook = _webhook(message_id, report)
+        config = voice_config()
+        try:
+            result = store_now(
+                config,
+                lambda session: store_delivery_report(
+                    session=session, hook=hook, context=config.store_context
+                ),
+            )
+        except DBAPIError as error:
+            if not is_transient(error):
+                raise
+            journal_webhook(config, hook)
+            log.error("database unavailable: sms report for %s (%s) journaled", ref, report.status)
+            return _answer()
     except Exception:
         log.exception("sms report for %s failed", ref)
         return _answer()
@@ -105,29 +122,26 @@ def sms_status() -> Response:
     return _answer()
 
 
-def _store(message_id: int, report: DeliveryReport) -> ReportResult | None:
-    """Record the delivery once and apply it; None when it was recorded before."""
+def _webhook(message_id: int, report: DeliveryReport) -> StoredWebhook:
+    """The delivery, stored now or journaled: keyed by Twilio's idempotency token (else
+    the message and its status), with what it reports."""
     this_request = request._get_current_object()  # type: ignore[attr-defined]
-    key = dedupe_key(
-        this_request.headers.get(IDEMPOTENCY_HEADER),
-        EVENT_KIND,
-        report.message_sid,
-        report.status or "none",
-    )
-    with voice_config().sessions.begin() as session:
-        if not record_event(
-            session=session,
-            kind=EVENT_KIND,
-            call_sid=None,
-            params=form_snapshot(this_request.args, this_request.form),
-            dedupe_key=key,
-        ):
-            return None
-        return record_delivery_report(
-            session=session,
+    return StoredWebhook(
+        kind=EVENT_KIND,
+        call_sid=None,
+        params=form_snapshot(this_request.args, this_request.form),
+        dedupe_key=dedupe_key(
+            this_request.headers.get(IDEMPOTENCY_HEADER),
+            EVENT_KIND,
+            report.message_sid,
+            report.status or "none",
+        ),
+        received_at=utcnow().isoformat(),
+        extra=delivery_report_extra(
             message_id=message_id,
-            provider_id=report.message_sid,
-            provider_status=report.status,
+            message_sid=report.message_sid,
+            status=report.status,
             error_code=report.error_code,
             recipient=report.recipient,
-        )
+        ),
+    )

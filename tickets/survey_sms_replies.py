@@ -22,6 +22,12 @@ it once, keyed by its MessageSid, in the same transaction); here it is read and 
 - a reply that cannot be read is answered with the codes again, at most once per survey
   (a ``call_events`` row keyed ``survey-sms-codes:<survey id>`` is the ledger).
 
+A reply that came while the database was down is journaled by the edge and applied here
+when the journal is drained (``tickets.webhooks``), as of its arrival time, with the words
+the edge read on arrival (``words_in``): the same effect, except that nothing goes back
+to the citizen (the webhook was answered long ago), so an unreadable reply then leaves
+the codes-again ledger alone (``answering=False``).
+
 Applying twice changes nothing: only a survey still in ``SMS_SENT`` is touched, under a
 row lock. No Flask here; the caller owns the transaction (nothing is committed).
 """
@@ -128,7 +134,7 @@ class ReplyResult:
 
 def parse_reply(text: str, *, words: WordReader | None = None) -> ParsedReply:
     """What the reply says, by the codes the survey SMS announced."""
-    normal = unicodedata.normalize("NFKC", text or "").strip().lower()
+    normal = _normal(text)
     if not normal or len(normal) > MAX_REPLY_CHARS:
         return ParsedReply(ReplyKind.UNREADABLE)
     compact = _SEPARATORS.sub("", normal)
@@ -139,15 +145,29 @@ def parse_reply(text: str, *, words: WordReader | None = None) -> ParsedReply:
         return ParsedReply(ReplyKind.NO_MORE_SURVEYS)
     answers = _answers(tuple(digits)) if digits.isascii() and digits.isdigit() else None
     if answers is None and words is not None:
-        try:
-            codes = words(normal)
-        except Exception:  # a reader's bug must not lose the reply: it is unreadable
-            log.exception("reading a survey reply in words failed")
-            codes = None
+        codes = words_in(text, words)
         answers = _answers(codes) if codes is not None else None
     if answers is None:
         return ParsedReply(ReplyKind.UNREADABLE)
     return ParsedReply(ReplyKind.ANSWERS, answers)
+
+
+def words_in(text: str, words: WordReader) -> tuple[str, str, str] | None:
+    """The codes ``words`` reads in the reply, asked as ``parse_reply`` asks it; None when
+    it cannot tell (or fails). The edge keeps them with a journaled reply, so that the
+    reply reads later as it did on arrival."""
+    normal = _normal(text)
+    if not normal or len(normal) > MAX_REPLY_CHARS:
+        return None
+    try:
+        return words(normal)
+    except Exception:  # a reader's bug must not lose the reply: it is unreadable
+        log.exception("reading a survey reply in words failed")
+        return None
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").strip().lower()
 
 
 def _answers(codes: tuple[str, ...]) -> dict[str, str] | None:
@@ -191,11 +211,15 @@ def apply_reply(
     default_region: str = "CN",
     words: WordReader | None = None,
     window: timedelta = WINDOW,
+    answering: bool = True,
 ) -> ReplyResult:
-    """Apply the citizen's reply ``body`` from ``from_number`` (Twilio's ``From``).
+    """Apply the citizen's reply ``body`` from ``from_number`` (Twilio's ``From``), which
+    arrived at ``now``.
 
     The caller has recorded the webhook once (this is for its first delivery), and owns
-    the transaction."""
+    the transaction. ``answering``: the result's ``reply`` is sent back (the webhook's
+    answer); False when the reply is applied from the journal, after its webhook was
+    answered: an unreadable reply then does not count as answered with the codes."""
     caller = parse_caller(from_number, default_region)
     if caller.kind is not CallerKind.NUMBER or caller.number is None:
         log.info("sms reply %s from no phone number: kept, ignored", message_sid)
@@ -228,6 +252,10 @@ def apply_reply(
         return ReplyResult(
             ReplyOutcome.NO_MORE_SURVEYS, survey.id, reply=_text(NO_MORE_THANKS, survey)
         )
+
+    if parsed.kind is ReplyKind.UNREADABLE and not answering:
+        log.info("sms reply %s to survey %s unreadable (no answer now)", message_sid, survey.id)
+        return ReplyResult(ReplyOutcome.UNREADABLE, survey.id)
 
     if parsed.kind is ReplyKind.UNREADABLE:
         again = record_event(

@@ -2,6 +2,15 @@
 
 A webhook is described by a ``StoredWebhook`` (plain, JSON-serialisable data), so the
 same functions store it at once or later, in a batch, from the webhook journal.
+
+Besides the voice webhooks, two SMS kinds (no call): a citizen's incoming message
+(``sms-incoming``, keyed by its MessageSid: a survey reply, ``tickets.survey_sms_replies``)
+and a delivery report for an outbox text (``sms-status``, ``tickets.sms_reports``). The
+edge stores them at once (``store_incoming_sms``, ``store_delivery_report``: what they
+changed decides its answer) and journals them while the database is down; from the
+journal they are applied by the same code, as of their arrival, with what the edge read
+in ``extra`` (``incoming_sms_extra``, ``delivery_report_extra``). Recorded once by the
+dedupe key, they are applied once, whichever way and however often they come.
 """
 
 from __future__ import annotations
@@ -14,9 +23,16 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tickets import calls, work_orders
+from tickets.db import utcnow
 from tickets.events import event_row, record_event, record_events
 from tickets.models import CallStatus
 from tickets.phones import parse_caller
+from tickets.sms_reports import ReportResult, record_delivery_report
+from tickets.sms_sender import SmsFailureKind
+from tickets.survey_sms_replies import ReplyResult, apply_reply
+
+SMS_INCOMING = "sms-incoming"  # a citizen's text to the hotline number
+SMS_STATUS = "sms-status"  # a delivery report for one of our texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +81,62 @@ _FIELDS = tuple(each.name for each in fields(StoredWebhook))
 def store_webhook(*, session: Session, hook: StoredWebhook, context: StoreContext) -> bool:
     """Record the delivery once; apply its changes only the first time. False on a retry."""
     at = _received_at(hook)
-    if not record_event(
-        session=session,
-        kind=hook.kind,
-        call_sid=hook.call_sid,
-        params=hook.params,
-        dedupe_key=hook.dedupe_key,
-        sequence_number=hook.sequence_number,
-        received_at=at,
-    ):
+    if not _record(session, hook, at):
         return False
     _apply(session, hook, at, context)
     return True
+
+
+def store_incoming_sms(
+    *, session: Session, hook: StoredWebhook, context: StoreContext
+) -> ReplyResult | None:
+    """Record an incoming SMS once and apply it, to be answered with the result's
+    ``reply``; None on a retry."""
+    at = _received_at(hook)
+    if not _record(session, hook, at):  # first: on SQLite, the write lock before any read
+        return None
+    return _apply_incoming_sms(session, hook, at, context, answering=True)
+
+
+def store_delivery_report(
+    *, session: Session, hook: StoredWebhook, context: StoreContext
+) -> ReportResult | None:
+    """Record an SMS delivery report once and apply it; None on a retry."""
+    at = _received_at(hook)
+    if not _record(session, hook, at):
+        return None
+    return _apply_delivery_report(session, hook, at)
+
+
+def incoming_sms_extra(
+    *, message_sid: str, from_number: str, body: str, words: tuple[str, str, str] | None
+) -> dict[str, str]:
+    """``StoredWebhook.extra`` of an incoming SMS: what the edge read (``words``: the
+    codes its word reader found, ``survey_sms_replies.words_in``)."""
+    return {
+        "message_sid": message_sid,
+        "from_number": from_number,
+        "body": body,
+        "words": ",".join(words) if words else "",
+    }
+
+
+def delivery_report_extra(
+    *,
+    message_id: int,
+    message_sid: str,
+    status: str,
+    error_code: int | None,
+    recipient: SmsFailureKind | None,
+) -> dict[str, str]:
+    """``StoredWebhook.extra`` of a delivery report for outbox row ``message_id``."""
+    return {
+        "message_id": str(message_id),
+        "message_sid": message_sid,
+        "status": status,
+        "error_code": "" if error_code is None else str(error_code),
+        "recipient": recipient.value if recipient else "",
+    }
 
 
 def store_webhooks(
@@ -114,6 +174,18 @@ def store_webhooks(
     return stored
 
 
+def _record(session: Session, hook: StoredWebhook, at: datetime | None) -> bool:
+    return record_event(
+        session=session,
+        kind=hook.kind,
+        call_sid=hook.call_sid,
+        params=hook.params,
+        dedupe_key=hook.dedupe_key,
+        sequence_number=hook.sequence_number,
+        received_at=at,
+    )
+
+
 def _received_at(hook: StoredWebhook) -> datetime | None:
     return datetime.fromisoformat(hook.received_at) if hook.received_at else None
 
@@ -133,7 +205,14 @@ def _step(hook: StoredWebhook, at: datetime | None) -> dict[str, object]:
 def _apply(
     session: Session, hook: StoredWebhook, at: datetime | None, context: StoreContext
 ) -> None:
-    """What a new delivery changes on its call (and the emergency lane's work order)."""
+    """What a new delivery changes on its call (and the emergency lane's work order); an
+    SMS (from the journal: its webhook was answered long ago) on its survey or text."""
+    if hook.kind == SMS_INCOMING:
+        _apply_incoming_sms(session, hook, at, context, answering=False)
+        return
+    if hook.kind == SMS_STATUS:
+        _apply_delivery_report(session, hook, at)
+        return
     if not hook.call_sid:
         return
     if hook.is_new_call:
@@ -168,3 +247,43 @@ def _apply(
         )
     if hook.leaves_queue and status_at:
         calls.leave_queue(session=session, call_sid=hook.call_sid, at=status_at)
+
+
+def _apply_incoming_sms(
+    session: Session,
+    hook: StoredWebhook,
+    at: datetime | None,
+    context: StoreContext,
+    *,
+    answering: bool,
+) -> ReplyResult:
+    extra = hook.extra
+    codes = tuple(extra["words"].split(",")) if extra.get("words") else ()
+    read = (codes[0], codes[1], codes[2]) if len(codes) == 3 else None
+    return apply_reply(
+        session,
+        message_sid=extra["message_sid"],
+        from_number=extra.get("from_number"),
+        body=extra.get("body", ""),
+        now=at or utcnow(),
+        default_region=context.default_region,
+        words=lambda _text: read,  # what the edge's reader found on arrival
+        answering=answering,
+    )
+
+
+def _apply_delivery_report(
+    session: Session, hook: StoredWebhook, at: datetime | None
+) -> ReportResult:
+    extra = hook.extra
+    error_code = extra.get("error_code", "")
+    recipient = extra.get("recipient", "")
+    return record_delivery_report(
+        session=session,
+        message_id=int(extra["message_id"]),
+        provider_id=extra["message_sid"],
+        provider_status=extra.get("status", ""),
+        error_code=int(error_code) if error_code else None,
+        recipient=SmsFailureKind(recipient) if recipient else None,
+        now=at,
+    )
