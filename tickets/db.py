@@ -16,6 +16,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
+from tickets import sqlite_writer_lock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -75,7 +77,8 @@ class Base(DeclarativeBase):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and the writer
+    lock of ``tickets.sqlite_writer_lock`` (a file database).
 
     WAL lets the web workers read while one writes; ``synchronous=NORMAL`` is durable
     against application crashes (only an OS crash may lose the last commits).
@@ -92,6 +95,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        database = engine.url.database
+        if database and database != ":memory:":
+            timeout = float(kwargs["connect_args"].get("timeout", 5))
+            sqlite_writer_lock.install(engine, database, timeout)
         return engine
     # No pre-ping: it costs a round trip per checkout, and a webhook whose connection turns
     # out dead is journaled, not lost (ivr.persist); the pool then replaces the connection.
