@@ -165,6 +165,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     burst.add_argument("--wrap-up", type=float, default=0.3, help="mean wrap-up time, s")
     burst.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
     burst.add_argument(
+        "--client-nice",
+        type=int,
+        default=10,
+        metavar="N",
+        help="niceness of the threads playing Twilio and the callers (Twilio's load is not on "
+        "the hotline's cores in production; 0: the same priority as the servers)",
+    )
+    burst.add_argument(
         "--postgres",
         nargs="?",
         const=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_POSTGRES_URL,
@@ -239,6 +247,7 @@ def run_bursts(args: argparse.Namespace) -> bool:
         wrap_s=args.wrap_up,
         web_workers=args.web_workers,
         seed=args.seed,
+        client_nice=args.client_nice,
     )
     backends = ([] if args.no_sqlite else ["sqlite"]) + (["postgres"] if args.postgres else [])
     workdir = Path(tempfile.mkdtemp(prefix="bench-routing-"))
