@@ -4,7 +4,8 @@ A callback is a host-first room of ``ivr.order_conference`` (:data:`CALLBACK`): 
 ``callback-<task id>-<unix time>`` is new, the call-taker (the host) is dialled first, and
 the citizen is dialled into it, exactly once, when the call-taker's leg reports that it was
 answered (the room's one decision event). The task's schedule, claims and attempts are
-``tickets.callback_calls``'; this module places the call and follows its legs:
+``tickets.callback_calls``'; this module places the call, ``ivr.callback_legs`` follows
+its legs (their reports, and the watch over reports that never come):
 
 1. :func:`place` (the worker's :func:`sweep`, or :func:`call_now` from the console) takes a
    task claimed by ``owner``, picks the call-taker (a speaker of the task's language
@@ -22,6 +23,29 @@ answered (the room's one decision event). The task's schedule, claims and attemp
    failed: a failed attempt, planned again like a survey's;
 5. the call-taker's leg ends after they answered: they go to wrap-up.
 
+When Twilio or its callbacks fail (each attempt still rings its call-taker once and dials
+its citizen at most once):
+
+- a create whose answer is lost (a timeout, a 5xx: it may have been placed) is never
+  repeated. The call-taker's: they stay ringing for the room and its status callbacks
+  decide as usual (:data:`CALLBACK` waits for them: ``host_may_be_placed``); the
+  citizen's: the attempt stays under watch and their leg's callbacks settle it. A leg
+  first known by its callbacks gets its ``calls`` row then, so that it can be hung up;
+- a create refused for good: the call-taker's because their phone number cannot be called
+  (21211, 13224 ...: away, as routing marks an unreachable phone; any other refusal:
+  available again), the task due again soon, nothing counted; the citizen's because their
+  number cannot be called: the task keeps a note that says so, for a person, and is not
+  called again by itself; any other refusal: due again soon, nothing counted. Either way
+  the call-taker waiting in the room is hung up (their leg's end: wrap-up);
+- status callbacks that never come: ``callback_legs.watch``, in the worker's sweep, gives up a ring
+  with no report after the ring timeout and a grace, as routing's sweep does (the room
+  decides "nobody", so a late answer dials nobody and is hung up; the call-taker is
+  available), and settles an attempt whose watch (``CALL_WATCH``) ran out
+  (``tickets.callback_calls.settle_lost_attempts``). A call-taker on the call is left to
+  their own leg's report: the hotline never cuts a call it cannot see;
+- retried or out-of-order callbacks: the room's one decision, the attempt's event key and
+  the task's conditional updates make each count once.
+
 The call-taker hears whom they are calling before they join the room (``spoken``: the
 task, why, the number's last four digits) and sees it: their ringing state carries the
 reason ("calling back 138****0001, hung up while waiting, task 12") and the callback list
@@ -31,24 +55,26 @@ shows the task as being called, with whom.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.config import VoiceConfig, voice_config
-from ivr.gateway import GatewayError
+from ivr.callback_legs import (
+    ACTOR,
+    CALLBACK,
+    CITIZEN,
+    ROOM_PREFIX,
+    refused_for_good,
+    watch,
+)
+from ivr.config import VoiceConfig
 from ivr.order_conference import (
-    UNANSWERED,
     AlreadyStarted,
-    HostFirst,
+    HostMaybePlaced,
     Leg,
-    LegResult,
     PartyKind,
-    Report,
     StaffUnreachable,
     start_room,
 )
@@ -58,26 +84,21 @@ from routing.rings import AWAY_AFTER, RingResult
 from tickets import callback_calls as schedule
 from tickets import conferences, staff
 from tickets.db import utcnow
-from tickets.models import Call, CallbackSource, CallbackStatus, CallbackTask, CallStatus
+from tickets.models import (
+    CallbackSource,
+    CallbackStatus,
+    CallbackTask,
+)
 from tickets.models import CallTakerState as S
 from tickets.phones import mask_number
 from tickets.surveys import SurveyPlan
 
 log = logging.getLogger(__name__)
 
-LEG_ROLE = "callback"
-CITIZEN = "citizen"  # the citizen's leg label
-ACTOR = "system:callback"
 PICKS = 5  # call-takers tried when the chosen one was taken meanwhile
 SOURCES = {
     CallbackSource.QUEUE_REQUEST: "asked for a callback in the queue",
     CallbackSource.ABANDONED: "hung up while waiting",
-}
-RING_RESULTS = {
-    CallStatus.NO_ANSWER: RingResult.NO_ANSWER,
-    CallStatus.BUSY: RingResult.BUSY,
-    CallStatus.FAILED: RingResult.FAILED,
-    CallStatus.CANCELED: RingResult.FAILED,
 }
 
 
@@ -96,7 +117,7 @@ class NotAvailable(Exception):
 @dataclass(frozen=True, slots=True)
 class Placed:
     task_id: int
-    result: str  # host-rung, no-call-taker, host-unreachable, not-claimed
+    result: str  # host-rung, host-maybe-rung, no-call-taker, host-unreachable, not-claimed
     room: str | None = None
     staff_id: int | None = None
 
@@ -106,6 +127,7 @@ class SweepCounts:
     planned: int = 0
     claimed: int = 0
     placed: list[Placed] = field(default_factory=list)
+    settled: int = 0  # rooms given up by ``callback_legs.watch`` (lost status callbacks)
 
     def as_dict(self) -> dict[str, Any]:
         rung = sum(1 for placed in self.placed if placed.result == "host-rung")
@@ -113,7 +135,7 @@ class SweepCounts:
 
 
 def room_name(task_id: int, at: datetime) -> str:
-    return f"callback-{task_id}-{int(at.timestamp())}"
+    return f"{ROOM_PREFIX}{task_id}-{int(at.timestamp())}"
 
 
 SPOKEN_SOURCES = {
@@ -149,9 +171,10 @@ def sweep(
     now: datetime | None = None,
     limit: int = 20,
 ) -> SweepCounts:
-    """Plan the open tasks, claim as many due ones as call-takers are free, place them."""
+    """Settle what lost callbacks left (``callback_legs.watch``), plan the open tasks, claim as many
+    due ones as call-takers are free, place them."""
     now = now or utcnow()
-    counts = SweepCounts()
+    counts = SweepCounts(settled=watch(config, now=now))
     with config.sessions.begin() as session:
         counts.planned = schedule.plan_open_tasks(session, now=now, plan=plan)
     with config.sessions.begin() as session:
@@ -207,7 +230,7 @@ def place(
 ) -> Placed:
     """Place one callback for a task ``owner`` claimed: ring the call-taker (``staff_id``,
     or the best free one) as the host of a new room. The citizen is dialled when they
-    answer (:func:`_on_report`)."""
+    answer (``ivr.callback_legs``)."""
     now = now or utcnow()
     room = room_name(task_id, now)
     with config.sessions() as session:
@@ -240,17 +263,35 @@ def place(
     }
     try:
         start_room(config, CALLBACK, room, plan, leg)
+    except HostMaybePlaced as error:
+        # Their phone may ring all the same: they stay ringing for the room, the task under
+        # its watch; the ring's reports decide, or :func:`watch` gives the ring up.
+        log.warning("callback %s: the call-taker's call may have been placed: %s", room, error)
+        return Placed(task_id, "host-maybe-rung", room, host_id)
     except (AlreadyStarted, StaffUnreachable) as error:
-        log.warning("callback %s: the call-taker could not be called: %s", room, error)
+        # Their phone number cannot be called: away, as routing marks an unreachable
+        # phone (else every callback and every queue call would try it again); anything
+        # else (the hotline's account or configuration) is not theirs: available.
+        phone = isinstance(error, StaffUnreachable) and refused_for_good(error.code)
+        log.warning(
+            "callback %s: the call-taker%s could not be called: %s",
+            room,
+            "'s phone" if phone else "",
+            error,
+        )
         with config.sessions.begin() as session:
             conferences.move_call_taker(
                 session=session,
                 staff_id=host_id,
                 call_sid=room,
                 from_states=frozenset({S.RINGING}),
-                to_state=S.AVAILABLE,
+                to_state=S.AWAY if phone else S.AVAILABLE,
                 actor=ACTOR,
-                reason="the callback could not be placed",
+                reason=(
+                    AWAY_AFTER[RingResult.FAILED].value
+                    if phone
+                    else "the callback could not be placed"
+                ),
                 now=now,
             )
             schedule.host_missed(session, task_id=task_id, room=room, now=now)
@@ -314,114 +355,3 @@ def _ring_host(
         )
         return row.staff_id, leg
     return None
-
-
-# -- the legs' reports (the voice status webhook, in its transaction) ---------------------
-
-
-def _citizen_address(
-    session: Session, plan: Mapping[str, Any], party: Mapping[str, Any]
-) -> tuple[str | None, str]:
-    task = session.get(CallbackTask, plan.get("task_id"))
-    if task is None or task.status is not CallbackStatus.OPEN:
-        return None, "the callback task was marked done"
-    return task.caller_number, "there is no number to call the citizen back on"
-
-
-def _on_report(session: Session, report: Report) -> Callable[[], None] | None:
-    status = report.event.status
-    task_id, host_id = report.plan.get("task_id"), report.plan.get("staff_id")
-    if status is None or not isinstance(task_id, int) or not isinstance(host_id, int):
-        return None
-    now = utcnow()
-    room = report.room
-    if report.is_host:
-        if status is CallStatus.IN_PROGRESS and report.answered:
-            _move(session, host_id, room, {S.RINGING}, S.ON_CALL, "answered the callback", now)
-        elif status.is_final and report.answered:
-            _move(session, host_id, room, {S.ON_CALL}, S.WRAP_UP, "left the callback", now)
-            # The call-taker left: a citizen's phone still ringing into the room stops.
-            return _hang_up_later(_other_legs(session, room, report.event.call_sid))
-        elif status.is_final and report.answered is False:
-            if status is CallStatus.COMPLETED:  # hung up before the citizen was dialled
-                _move(session, host_id, room, {S.RINGING}, S.AVAILABLE, "ring ended", now)
-            else:  # like a missed ring: away, with routing's reason
-                why = AWAY_AFTER[RING_RESULTS.get(status, RingResult.FAILED)]
-                _move(session, host_id, room, {S.RINGING}, S.AWAY, why.value, now)
-            schedule.host_missed(session, task_id=task_id, room=room, now=now)
-        return None
-    if report.label != CITIZEN:
-        return None
-    if status in (CallStatus.IN_PROGRESS, CallStatus.COMPLETED):
-        schedule.citizen_reached(session, task_id=task_id, room=room, now=now)
-    elif status in UNANSWERED:
-        schedule.citizen_missed(session, task_id=task_id, room=room, now=now)
-        # Nobody answered: the call-taker is not left waiting alone in the room.
-        return _hang_up_later(_other_legs(session, room, report.event.call_sid))
-    return None
-
-
-def _other_legs(session: Session, room: str, but: str) -> list[str]:
-    """The room's other legs that have not ended (their calls rows)."""
-    rows = session.scalars(
-        select(Call).where(
-            Call.parent_call_sid == room, Call.leg_role == LEG_ROLE, Call.call_sid != but
-        )
-    )
-    return [row.call_sid for row in rows if not row.status.is_final]
-
-
-def _hang_up_later(call_sids: Sequence[str]) -> Callable[[], None] | None:
-    if not call_sids:
-        return None
-    config = voice_config()
-
-    def hang_up() -> None:
-        for call_sid in call_sids:
-            try:
-                config.gateway.hang_up(call_sid)
-            except GatewayError as error:  # gone already (20404) or Twilio down: logged
-                log.info("callback: could not hang up %s: %s", call_sid, error)
-
-    return hang_up
-
-
-def _move(
-    session: Session, staff_id: int, room: str, from_states: set[S], to: S, why: str, now: datetime
-) -> None:
-    conferences.move_call_taker(
-        session=session,
-        staff_id=staff_id,
-        call_sid=room,
-        from_states=frozenset(from_states),
-        to_state=to,
-        actor=ACTOR,
-        reason=why,
-        now=now,
-    )
-
-
-def _after_dial_others(
-    config: VoiceConfig, room: str, plan: Mapping[str, Any], results: Sequence[LegResult]
-) -> None:
-    """The citizen's leg placed: one attempt more; not placed: due again soon."""
-    task_id = plan.get("task_id")
-    if not isinstance(task_id, int):
-        return
-    citizen = next((result for result in results if result.label == CITIZEN), None)
-    now = utcnow()
-    with config.sessions.begin() as session:
-        if citizen is not None and citizen.call_sid:
-            schedule.citizen_dialled(session, task_id=task_id, room=room, now=now)
-        else:
-            log.warning("callback %s: the citizen could not be dialled", room)
-            schedule.host_missed(session, task_id=task_id, room=room, now=now)
-
-
-CALLBACK = HostFirst(
-    leg_role=LEG_ROLE,
-    resolve=_citizen_address,
-    on_report=_on_report,
-    after_dial_others=_after_dial_others,
-    host_ring_seconds=lambda config: config.ring_timeout_seconds,
-)

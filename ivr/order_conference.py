@@ -38,6 +38,12 @@ the citizen callback (``ivr.callback_calls``). A kind names its ``leg`` (and so 
 kinds), how another party's address is read when the host answers, and optional hooks:
 ``on_report`` sees every report of the room's legs in the webhook's transaction (with the
 room's decision), ``after_dial_others`` what became of the others' legs.
+
+A create that failed may still have placed the call (a read timeout, a dropped connection,
+a 5xx after Twilio acted: :attr:`LegResult.maybe_placed`). An order's room takes "nobody"
+at once when that happens to its host. A kind with ``host_may_be_placed`` leaves the
+decision to the host's status callbacks instead (:class:`HostMaybePlaced`), and must watch
+for a ring that never reports (the callbacks' ``ivr.callback_legs.watch``).
 """
 
 from __future__ import annotations
@@ -114,6 +120,9 @@ class HostFirst:
         Callable[[VoiceConfig, str, Mapping[str, Any], Sequence[LegResult]], None] | None
     ) = None
     host_ring_seconds: Callable[[VoiceConfig], int] | None = None  # None: the gateway's 30 s
+    # A host's create that may have been placed (timeout, 5xx) leaves the decision to the
+    # host's status callbacks, instead of "nobody" at once (an order's room).
+    host_may_be_placed: bool = False
 
     @property
     def planned(self) -> str:
@@ -187,6 +196,8 @@ class LegResult:
     name: str
     call_sid: str | None
     error: str | None = None
+    code: int | None = None  # Twilio's error code, when the create was refused with one
+    maybe_placed: bool = False  # the create failed after Twilio may have acted on it
 
 
 class AlreadyStarted(Exception):
@@ -195,6 +206,15 @@ class AlreadyStarted(Exception):
 
 class StaffUnreachable(Exception):
     """The member of staff's leg could not be placed: nobody else was dialled."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # Twilio's error code, when it gave one
+
+
+class HostMaybePlaced(StaffUnreachable):
+    """The host's create failed in a way that may have placed the call (a kind with
+    ``host_may_be_placed``): nothing is decided, the host's status callbacks decide."""
 
 
 def room_name(order_number: str, at: datetime) -> str:
@@ -239,11 +259,16 @@ def start_room(
         ):
             raise AlreadyStarted(room)
     result = _dial(config, room, host, kind)
+    waits = result.call_sid is None and result.maybe_placed and kind.host_may_be_placed
     # Not placed: the decision is taken now, so that nothing can dial the others later
-    # (a timed-out request that Twilio placed all the same, answered after all).
-    _record(config, room, [(host, result)], kind, host_not_placed=result.call_sid is None)
+    # (a timed-out request that Twilio placed all the same, answered after all), unless
+    # the kind waits for the host's callbacks.
+    not_placed = result.call_sid is None and not waits
+    _record(config, room, [(host, result)], kind, host_not_placed=not_placed)
+    if waits:
+        raise HostMaybePlaced(result.error or "the call may have been placed", code=result.code)
     if result.call_sid is None:
-        raise StaffUnreachable(result.error or "the call could not be placed")
+        raise StaffUnreachable(result.error or "the call could not be placed", code=result.code)
     return result
 
 
@@ -450,9 +475,19 @@ def _dial(config: VoiceConfig, room: str, leg: Leg, kind: HostFirst | None = Non
     except (GatewayError, ValueError) as error:
         message = scrub_numbers(str(error))[:300]
         log.warning("%s %s: could not dial %s: %s", kind.leg_role, room, leg.label, message)
-        return LegResult(leg.label, leg.kind, leg.name, None, message)
+        code = error.code if isinstance(error, GatewayError) else None
+        return LegResult(leg.label, leg.kind, leg.name, None, message, code, _maybe_placed(error))
     log.info("%s %s: dialled %s (%s)", kind.leg_role, room, leg.label, call_sid)
     return LegResult(leg.label, leg.kind, leg.name, call_sid)
+
+
+def _maybe_placed(error: Exception) -> bool:
+    """Whether a failed create may have placed the call all the same: no answer to judge
+    (a timeout, a dropped connection, a body that is not JSON) or a 5xx. A 4xx (429 too)
+    never placed anything, nor did arguments refused before sending (ValueError)."""
+    if not isinstance(error, GatewayError):
+        return False
+    return error.status is None or error.status >= 500
 
 
 def _record(

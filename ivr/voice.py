@@ -21,7 +21,7 @@ from callflows.front_door import (
     queue_wait,
 )
 from callflows.steps import Stage, WaitRoom
-from ivr import callback_calls, callback_offer, emergency, order_conference
+from ivr import callback_legs, callback_offer, emergency, order_conference
 from ivr.conference_callbacks import conference_event, participant_event
 from ivr.conference_edge import handle_event
 from ivr.config import voice_config
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 METHODS = ["GET", "POST"]
 # The host-first rooms (``ivr.order_conference``) by the ``leg`` of their status callbacks.
-HOST_FIRST = {kind.leg_role: kind for kind in (order_conference.ORDER, callback_calls.CALLBACK)}
+HOST_FIRST = {kind.leg_role: kind for kind in (order_conference.ORDER, callback_legs.CALLBACK)}
 
 
 @bp.before_request

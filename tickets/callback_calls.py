@@ -11,17 +11,28 @@ into their room). The task row is the truth, as for surveys:
   that attempt was placed (``last_attempt_at``);
 - **claimed**: a worker (or a call-taker's "Call back now") holds ``lease_owner`` until
   ``lease_until``: the claim is a conditional UPDATE (SQLite) or ``FOR UPDATE SKIP
-  LOCKED`` (PostgreSQL), so two workers never place the same callback. Once the call-taker
-  is rung the lease covers the attempt (``CALL_WATCH``); a lease that runs out (a worker
-  died, a status callback was lost) makes the task due again;
-- **an attempt**: counted (``attempts`` + 1) when the citizen is dialled. Nobody free, the
-  call-taker not answering or the call not placed are not counted: the task is due again
-  in ``RETRY_SOON``;
+  LOCKED`` (PostgreSQL), so two workers never place the same callback. A claim forgets
+  the previous attempt's room (``last_room``), so a late report of that room changes
+  nothing. Once the call-taker is rung the lease covers the attempt (``CALL_WATCH``,
+  ``last_room`` set); a claim whose lease runs out before that (a worker died) is due again;
+- **an attempt**: counted (``attempts`` + 1) when the citizen is dialled, once per room,
+  whichever comes first: the dial recorded, or a report of the citizen's leg. Nobody free,
+  the call-taker not answering or the call not placed are not counted: the task is due
+  again in ``RETRY_SOON``;
+- **lost**: an attempt whose watch runs out without an outcome (a status callback lost, a
+  create whose answer was lost and never placed): :func:`settle_lost_attempts` takes the
+  citizen as not answering when they were dialled (planned like a survey), else due again
+  soon, nothing counted. A report of that room arriving later changes nothing (a citizen
+  who did talk to the call-taker is theirs to mark done on the callback list);
 - **reached**: the citizen answered (``reached_at``): nothing calls them again by itself;
   what came of it is the call-taker's to record (``complete_task`` from the callback
   list), as before;
 - **not reached**: after the last attempt (``SurveyRules.attempts``, default 3) the task
-  stays open with the note "not reached after N attempts", for a person to decide; no SMS.
+  stays open with the note "not reached after N attempts", for a person to decide; no SMS;
+- **the number cannot be called**: the provider refused the citizen's number for good
+  (invalid, not callable from here): the task stays open with a note that says so
+  (:data:`CANNOT_CALL`), not counted, for a person to decide. A task with a note is never
+  planned again by itself (a person's "call back now" still may).
 
 A task marked done is never claimed, whatever its columns say. Service functions take the
 session and never commit.
@@ -38,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from tickets import survey_schedule
 from tickets.events import record_event
-from tickets.models import CallbackStatus, CallbackTask
+from tickets.models import CallbackStatus, CallbackTask, CallEvent
 from tickets.surveys import SurveyPlan
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,7 @@ LEASE = timedelta(minutes=5)  # a claim, until the call-taker is rung
 CALL_WATCH = timedelta(minutes=10)  # an attempt under way, until its outcome is known
 RETRY_SOON = timedelta(minutes=2)  # nobody free, the call-taker missed it, not placed
 NOT_REACHED = "not reached after {attempts} attempts"
+CANNOT_CALL = "the number cannot be called ({why})"
 
 
 def not_reached_note(attempts: int) -> str:
@@ -56,8 +68,9 @@ def not_reached_note(attempts: int) -> str:
 # -- planning ------------------------------------------------------------------------------
 
 
-def _unplanned(max_attempts: int) -> Any:
-    """Open tasks with a number, nothing due, no attempt under way, not reached; a task
+def _unplanned() -> Any:
+    """Open tasks with a number, nothing due, no attempt under way, not reached, no note
+    (a note is a person's to act on: "not reached after N", "cannot be called"); so a task
     whose attempts are spent only until its note says so."""
     return and_(
         CallbackTask.status == CallbackStatus.OPEN,
@@ -65,7 +78,7 @@ def _unplanned(max_attempts: int) -> Any:
         CallbackTask.next_attempt_at.is_(None),
         CallbackTask.lease_owner.is_(None),
         CallbackTask.reached_at.is_(None),
-        or_(CallbackTask.attempts < max_attempts, CallbackTask.note == ""),
+        CallbackTask.note == "",
     )
 
 
@@ -75,7 +88,7 @@ def plan_open_tasks(session: Session, *, now: datetime, plan: SurveyPlan) -> int
     rules, calendar = plan.rules, plan.calendar
     planned = 0
     tasks = session.scalars(
-        select(CallbackTask).where(_unplanned(rules.attempts)).order_by(CallbackTask.id)
+        select(CallbackTask).where(_unplanned()).order_by(CallbackTask.id)
     ).all()
     for task in tasks:
         if task.attempts < 1:
@@ -86,7 +99,7 @@ def plan_open_tasks(session: Session, *, now: datetime, plan: SurveyPlan) -> int
         changed = _conditional(
             session,
             task.id,
-            _unplanned(rules.attempts),
+            _unplanned(),
             {"next_attempt_at": due}
             if due is not None
             else {"note": not_reached_note(task.attempts)},
@@ -158,7 +171,7 @@ def claim_due(
     claimed = session.execute(
         update(CallbackTask)
         .where(targets, _due(now))
-        .values(lease_owner=owner, lease_until=now + LEASE)
+        .values(lease_owner=owner, lease_until=now + LEASE, last_room=None)
         .returning(CallbackTask.id, CallbackTask.next_attempt_at)
         .execution_options(synchronize_session=False)
     ).all()
@@ -174,7 +187,8 @@ def claim_now(session: Session, *, task_id: int, now: datetime, owner: str) -> b
         CallbackTask.caller_number.is_not(None),
         or_(CallbackTask.lease_owner.is_(None), CallbackTask.lease_until <= now),
     )
-    return _conditional(session, task_id, held, {"lease_owner": owner, "lease_until": now + LEASE})
+    claim = {"lease_owner": owner, "lease_until": now + LEASE, "last_room": None}
+    return _conditional(session, task_id, held, claim)
 
 
 # -- an attempt ----------------------------------------------------------------------------
@@ -226,7 +240,8 @@ def host_missed(session: Session, *, task_id: int, room: str, now: datetime) -> 
 
 
 def citizen_dialled(session: Session, *, task_id: int, room: str, now: datetime) -> bool:
-    """The citizen's phone rings: one attempt more, once per room (its event's key)."""
+    """The citizen's phone rings: one attempt more, once per room (its event's key), from
+    the dial or from the first report of their leg, whichever comes first."""
     task = session.get(CallbackTask, task_id)
     if task is None or not record_event(
         session=session,
@@ -265,6 +280,62 @@ def citizen_missed(session: Session, *, task_id: int, room: str, now: datetime) 
     if changed:
         _event(session, task_id, "callback:not-answered", room, now)
     return changed
+
+
+def citizen_uncallable(
+    session: Session, *, task_id: int, room: str, now: datetime, why: str
+) -> bool:
+    """The provider refused the citizen's number for good (``why``: e.g. "Twilio 21211"):
+    not counted (nothing rang), never planned again; the note says so, for a person."""
+    changed = _conditional(
+        session,
+        task_id,
+        _of_room(room),
+        {
+            "lease_owner": None,
+            "lease_until": None,
+            "next_attempt_at": None,
+            "note": CANNOT_CALL.format(why=why),
+        },
+    )
+    if changed:
+        log.warning("callback task %s: the number cannot be called (%s)", task_id, why)
+        _event(session, task_id, "callback:cannot-call", room, now)
+    return changed
+
+
+def settle_lost_attempts(session: Session, *, now: datetime) -> list[str]:
+    """Attempts under way whose watch ran out with no outcome (a status callback lost, a
+    create that may have been placed and was not): a citizen dialled in it did not answer
+    (the next attempt is planned like a survey's), else the task is due again soon,
+    nothing counted. The rooms settled."""
+    lost = session.execute(
+        select(CallbackTask.id, CallbackTask.last_room).where(
+            CallbackTask.status == CallbackStatus.OPEN,
+            CallbackTask.lease_owner.is_not(None),
+            CallbackTask.lease_until <= now,
+            CallbackTask.last_room.is_not(None),
+            CallbackTask.reached_at.is_(None),
+        )
+    ).all()
+    settled = []
+    for task_id, room in lost:
+        dialled = session.scalar(
+            select(CallEvent.id).where(CallEvent.dedupe_key == f"callback:dialled:{room}")
+        )
+        still = and_(_of_room(room), CallbackTask.lease_until <= now)
+        cleared = {"lease_owner": None, "lease_until": None}
+        due = None if dialled is not None else now + RETRY_SOON
+        if _conditional(session, task_id, still, {**cleared, "next_attempt_at": due}):
+            log.warning(
+                "callback task %s: no outcome for %s; %s",
+                task_id,
+                room,
+                "taken as not answered" if dialled is not None else "due again soon",
+            )
+            _event(session, task_id, "callback:lost", room, now)
+            settled.append(room)
+    return settled
 
 
 def _event(session: Session, task_id: int, kind: str, room: str, now: datetime) -> None:

@@ -100,7 +100,7 @@ def _calling(task: CallbackTask, now: datetime, hosts: dict[str, str]) -> str:
             return "About to be called 即将回电"
         host = hosts.get(task.last_room)
         return f"Being called now by {host} 正在回电" if host else "Being called now 正在回电"
-    if task.note.startswith("not reached after"):
+    if task.note:  # the worker gave up: "not reached after 3 attempts", "cannot be called"
         return task.note
     if not task.caller_number:
         return "No number to call 无号码"
