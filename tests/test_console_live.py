@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callflows.conference_messages import ParticipantJoined, RingTaker, Target
@@ -24,6 +24,7 @@ from tickets.models import (
     CallEvent,
     CallStatus,
     CallTakerState,
+    CallTakerStateChange,
     Role,
     Staff,
     WorkOrder,
@@ -34,6 +35,7 @@ from tickets.phones import parse_caller
 from webapp.staff.live_snapshot import ScreenPopCache, Viewer, build_snapshot
 
 CALLER = "+8613800000001"
+S = CallTakerState
 
 
 @pytest.fixture
@@ -397,6 +399,103 @@ def test_going_available_rings_the_caller_who_was_waiting(
     assert profile.state is CallTakerState.RINGING
     assert profile.call_sid == call_sid
     assert [p.label for p in gateway.added] == [f"taker-{taker.id}"]
+    changes = db.scalars(
+        select(CallTakerStateChange)
+        .where(CallTakerStateChange.staff_id == taker.id)
+        .order_by(CallTakerStateChange.id.desc())
+        .limit(2)
+    ).all()
+    ringing, available = changes
+    assert (available.to_state, ringing.to_state) == (S.AVAILABLE, S.RINGING)
+    assert available.actor == f"staff:{taker.id}" and ringing.call_sid == call_sid
+
+
+def waiting_caller(db: Session) -> str:
+    from tickets.conferences import load_room
+
+    call_sid = place_call(db)
+    calls.find_call(session=db, call_sid=call_sid).queued_at = utcnow()
+    load_room(
+        session=db,
+        call_sid=call_sid,
+        initial=lambda: {
+            "version": 1,
+            "call_sid": call_sid,
+            "phase": "waiting",
+            "roster": [{"label": "citizen", "role": "citizen", "state": "joined"}],
+        },
+    )
+    db.commit()
+    return call_sid
+
+
+def test_going_available_with_nobody_waiting_is_recorded_alone(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
+) -> None:
+    response = wang.post("/console/state", data={"state": "available"})
+
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(Staff, taker.id).call_taker.state is S.AVAILABLE
+    assert gateway.added == []
+
+
+def test_a_caller_taken_meanwhile_leaves_the_call_taker_available(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway, monkeypatch
+) -> None:
+    """The caller chosen for them was rung by another pass between the decision and the
+    claim: the state change is committed on its own, nothing is rung twice."""
+    from ivr import dispatch
+
+    waiting_caller(db)
+    monkeypatch.setattr(dispatch, "ring", lambda *args, **kwargs: False)
+    monkeypatch.setattr(dispatch, "dispatch_waiting_calls", lambda **kwargs: [])
+
+    wang.post("/console/state", data={"state": "available"})
+
+    db.expire_all()
+    assert db.get(Staff, taker.id).call_taker.state is S.AVAILABLE
+    assert gateway.added == []
+
+
+def test_a_failing_ring_never_loses_the_state_change(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway, monkeypatch
+) -> None:
+    from ivr import dispatch
+
+    waiting_caller(db)
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("the database went away mid-claim")
+
+    monkeypatch.setattr(dispatch, "ring", broken)
+
+    response = wang.post("/console/state", data={"state": "available"})
+
+    assert response.status_code == 302
+    db.expire_all()
+    assert db.get(Staff, taker.id).call_taker.state is S.AVAILABLE
+
+
+def test_a_move_the_console_may_not_make_writes_nothing(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
+) -> None:
+    """On a call, "available" is refused (the hotline ends a call, not the button)."""
+    ring(db, taker, place_call(db))
+    staff_store.change_state(
+        db.get_one(Staff, taker.id), S.ON_CALL, session=db, actor="system:test"
+    )
+    db.commit()
+    waiting_caller(db)
+    before = db.scalar(select(func.count(CallTakerStateChange.id)))
+
+    response = wang.post("/console/state", data={"state": "available"}, follow_redirects=True)
+
+    assert "cannot go from on_call to available" in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Staff, taker.id).call_taker.state is S.ON_CALL
+    assert db.scalar(select(func.count(CallTakerStateChange.id))) == before
+    assert gateway.added == []
 
 
 # -- the work-order form ------------------------------------------------------------------

@@ -107,6 +107,7 @@ def _colleagues(me: Staff) -> list[tuple[str, str]]:
 @bp.post("/state")
 @call_takers_only
 def change_state() -> ResponseReturnValue:
+    pressed = utcnow()  # the state change's time: when the button's POST arrived
     form = StateForm()
     if not form.validate_on_submit():
         flash("That did not work: " + _first_error(form), "error")
@@ -126,6 +127,7 @@ def change_state() -> ResponseReturnValue:
             actor=current_user.actor,
             reason=form.away_reason() if to_state is CallTakerState.AWAY else "from the console",
             wrap_up_seconds=settings.wrap_up_seconds,
+            now=pressed,
         )
     except staff_store.StaffError as error:
         db.rollback()

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import logging
 
+from ivr.dispatch import dispatch_waiting_calls
+
 log = logging.getLogger(__name__)
 
 
 def dispatch_after_commit(staff_id: int) -> None:
     """Offer the next waiting caller to ``staff_id``, who has just become free."""
-    try:
-        from ivr.dispatch import dispatch_waiting_calls
-    except ImportError:  # pragma: no cover - until routing's dispatch is in
-        log.debug("no ivr.dispatch yet: waiting callers are not dispatched from the console")
-        return
     try:
         dispatch_waiting_calls(freed_staff_id=staff_id)
     except Exception:
