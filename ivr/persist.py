@@ -13,8 +13,8 @@ who rings whom (``ivr.dispatch``): the caller's own webhook never waits for that
 when a drainer runs.
 
 The SMS webhooks (``ivr.sms_inbound``, ``ivr.sms_status``) need what storing changed, so
-they store through ``store_now`` (what is journaled first, then theirs) and, when the
-database is unreachable, ``journal_webhook`` their delivery: the drain applies it later
+they store through ``store_or_journal`` (what is journaled first, then theirs) and, when
+the database is unreachable, their delivery is journaled: the drain applies it later
 (``tickets.webhooks``).
 """
 
@@ -95,6 +95,24 @@ def store_now(config: VoiceConfig, store: Callable[[Session], T]) -> T:
         drain_journal(config)
     with config.sessions.begin() as session:
         return store(session)
+
+
+def store_or_journal(hook: StoredWebhook, store: Callable[..., T]) -> tuple[T | None, bool]:
+    """``store(session=, hook=, context=)`` now (after what is journaled) and what it
+    returned; while the database is unreachable the webhook is journaled instead, for a
+    drain to apply (``(None, True)``). Any other error is raised."""
+    config = voice_config()
+    try:
+        stored = store_now(
+            config,
+            lambda session: store(session=session, hook=hook, context=config.store_context),
+        )
+    except DBAPIError as error:
+        if not is_transient(error):
+            raise
+        journal_webhook(config, hook)
+        return None, True
+    return stored, False
 
 
 def after_queue_entries(config: VoiceConfig) -> None:

@@ -5,7 +5,7 @@ The citizen's reply to the survey's last-resort SMS (``tickets.survey_sms_replie
 Signed like every voice webhook (403 otherwise). Each message is recorded once in
 ``call_events`` (kind ``sms-incoming``, keyed by Twilio's MessageSid, so a retried delivery
 is stored and applied once), and applied in the same transaction, after what the webhook
-journal holds (``ivr.persist.store_now``). The answer is always messaging TwiML: a short
+journal holds (``ivr.persist.store_or_journal``). The answer is always messaging TwiML: a short
 thank-you in the citizen's language, the reply codes again (once per survey) for a reply
 that cannot be read, or nothing. Never a 404 or a 5xx: Twilio does not retry an
 incoming message, so while the database is unreachable the message is journaled and
@@ -20,14 +20,12 @@ import re
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
-from sqlalchemy.exc import DBAPIError
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
 from callflows import survey_speech
-from ivr.config import voice_config
 from ivr.events import form_snapshot
-from ivr.persist import is_transient, journal_webhook, store_now
+from ivr.persist import store_or_journal
 from ivr.voice import require_twilio_signature
 from tickets.db import utcnow
 from tickets.phones import mask_number
@@ -103,27 +101,16 @@ def sms_incoming() -> Response:
         log.warning("incoming sms without a MessageSid from %s ignored", who)
         return _answer()
     try:
-        hook = _webhook(message)
-        config = voice_config()
-        try:
-            result = store_now(
-                config,
-                lambda session: store_incoming_sms(
-                    session=session, hook=hook, context=config.store_context
-                ),
-            )
-        except DBAPIError as error:
-            if not is_transient(error):
-                raise
-            journal_webhook(config, hook)
-            log.error(
-                "database unavailable: sms %s from %s journaled, applied when it is back",
-                message.message_sid,
-                who,
-            )
-            return _answer()
+        result, journaled = store_or_journal(_webhook(message), store_incoming_sms)
     except Exception:
         log.exception("incoming sms %s from %s failed", message.message_sid, who)
+        return _answer()
+    if journaled:
+        log.error(
+            "database unavailable: sms %s from %s journaled, applied when it is back",
+            message.message_sid,
+            who,
+        )
         return _answer()
     if result is None:
         log.info("incoming sms %s seen before: nothing changed", message.message_sid)

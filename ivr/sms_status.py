@@ -10,7 +10,7 @@ is marked on its contact preference. An unknown ``ref`` is answered 200 and logg
 must never see a 404 or a 500 for a report we cannot use. While the database is
 unreachable the report is journaled and answered 200 all the same; the drain records it
 later, once, as of its arrival (``tickets.webhooks``). Stored at once, it comes after what
-the journal holds (``ivr.persist.store_now``).
+the journal holds (``ivr.persist.store_or_journal``).
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import logging
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
-from sqlalchemy.exc import DBAPIError
 from werkzeug.datastructures import MultiDict
 
-from ivr.config import voice_config
 from ivr.events import IDEMPOTENCY_HEADER, dedupe_key, form_snapshot
-from ivr.persist import is_transient, journal_webhook, store_now
+from ivr.persist import store_or_journal
 from ivr.sms import SMS_STATUS_PATH, TWILIO_ERROR_KINDS
 from ivr.voice import require_twilio_signature
 from tickets.db import utcnow
@@ -89,25 +87,13 @@ def sms_status() -> Response:
         )
         return _answer()
     try:
-        hook = _webhook(message_id, report)
-        config = voice_config()
-        try:
-            result = store_now(
-                config,
-                lambda session: store_delivery_report(
-                    session=session, hook=hook, context=config.store_context
-                ),
-            )
-        except DBAPIError as error:
-            if not is_transient(error):
-                raise
-            journal_webhook(config, hook)
-            log.error("database unavailable: sms report for %s (%s) journaled", ref, report.status)
-            return _answer()
+        result, journaled = store_or_journal(_webhook(message_id, report), store_delivery_report)
     except Exception:
         log.exception("sms report for %s failed", ref)
         return _answer()
-    if result is None:
+    if journaled:
+        log.error("database unavailable: sms report for %s (%s) journaled", ref, report.status)
+    elif result is None:
         log.info("sms report for %s seen before (%s): nothing changed", ref, report.status)
     elif result is ReportResult.UNKNOWN:
         log.warning("sms report for unknown %s (%s %s)", ref, report.message_sid, report.status)
