@@ -54,7 +54,7 @@ from tickets.models import (
     WorkOrderState,
 )
 from tickets.survey_calls import CallFailure, CallFailureKind, PlacedCall
-from tickets.survey_pacing import reserve_slot
+from tickets.survey_pacing import claimable, reserve_slots
 from tickets.survey_schedule import SurveyRules
 from tickets.surveys import CallPolicy, SurveyPlan, record_attempt_status
 from webapp import create_app, worker
@@ -741,20 +741,25 @@ def test_a_lost_final_callback_is_looked_up_at_twilio(
 # -- pacing -----------------------------------------------------------------------------------
 
 
-def test_a_sweep_places_at_most_a_minute_of_calls_spaced_at_the_rate(
+def test_sweeps_keep_the_lane_busy_and_every_create_at_its_own_slot(
     db, sessions, caller, clock, directory
 ) -> None:
-    for n in range(5):
+    for n in range(8):
         answered_order(db, tag=f"p{n}", caller_number=f"+861380000030{n}")
-    sleeps: list[float] = []
-    policy = CallPolicy(calls_per_second=0.05)  # 3 a minute
+    policy = CallPolicy(calls_per_second=0.05, claim_ahead=75)  # a call every 20 s
+    created: list[float] = []
+    place = caller.place
 
-    counts = run(sessions, caller, clock, policy=policy, sleeps=sleeps)
+    def timed(**call: Any) -> str:
+        created.append(pacing.now())
+        return place(**call)
 
-    assert counts["placed"] == 3 and sleeps == [20.0, 20.0]
-    assert run(sessions, caller, clock, policy=policy).claimed == 0  # the minute is full
-    clock.advance(seconds=61)
+    caller.place = timed  # type: ignore[method-assign]
+
+    assert run(sessions, caller, clock, policy=policy)["placed"] == 3  # 75 s ahead: 3 calls
+    # Right after it, the lane is reserved 20 s ahead: two more keep it busy.
     assert run(sessions, caller, clock, policy=policy)["placed"] == 2
+    assert [later - earlier for earlier, later in itertools.pairwise(created)] == [20.0] * 4
 
 
 def test_two_workers_share_one_pace_whoever_sends(engine: Engine) -> None:
@@ -769,7 +774,7 @@ def test_two_workers_share_one_pace_whoever_sends(engine: Engine) -> None:
         mine = sessionmaker(engine, expire_on_commit=False)
         start.wait()
         for _ in range(per_worker):
-            slot = reserve_slot(mine, "test-lane", spacing, time.time())
+            slot = reserve_slots(mine, "test-lane", spacing, time.time())
             with lock:
                 slots.append(slot)
 
@@ -787,10 +792,18 @@ def test_two_workers_share_one_pace_whoever_sends(engine: Engine) -> None:
 
 def test_a_lane_left_idle_starts_again_at_once(sessions: sessionmaker[Session]) -> None:
     """A slot is never in the past: after a quiet spell the next create goes at once."""
-    assert reserve_slot(sessions, "idle", 0.5, 100.0) == 100.0
-    assert reserve_slot(sessions, "idle", 0.5, 100.0) == 100.5
-    assert reserve_slot(sessions, "idle", 0.5, 1000.0) == 1000.0
-    assert reserve_slot(sessions, "other", 0.5, 100.0) == 100.0  # lanes are apart
+    assert reserve_slots(sessions, "idle", 0.5, 100.0) == 100.0
+    assert reserve_slots(sessions, "idle", 0.5, 100.0) == 100.5
+    assert reserve_slots(sessions, "idle", 0.5, 1000.0) == 1000.0
+    assert reserve_slots(sessions, "other", 0.5, 100.0) == 100.0  # lanes are apart
+
+
+def test_a_block_of_slots_is_reserved_at_once(sessions: sessionmaker[Session]) -> None:
+    assert reserve_slots(sessions, "block", 0.5, 100.0, count=4) == 100.0  # 100.0 to 101.5
+    assert reserve_slots(sessions, "block", 0.5, 100.0) == 102.0
+    with sessions() as session:
+        assert claimable(session, "block", now=100.0, rate=2.0, ahead=5.0) == 5  # 2.5 s left
+        assert claimable(session, "block", now=200.0, rate=2.0, ahead=5.0) == 10
 
 
 # -- TwilioSurveyCaller ------------------------------------------------------------------------

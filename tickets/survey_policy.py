@@ -25,7 +25,8 @@ class CallPolicy:
     that never comes is looked up at the provider after it."""
 
     calls_per_second: float = 1.0
-    max_batch: int = 500  # rows claimed per sweep, whatever the rate
+    claim_ahead: float = 75.0  # seconds of calls a sweep keeps claimed on the lane
+    max_batch: int = 5000  # rows claimed per sweep at most, whatever the rate
     plan_batch: int = 500  # surveys planned per transaction batch
     plan_for: float = 20.0  # seconds a sweep may spend planning before it places calls
     lease: timedelta = timedelta(minutes=5)
@@ -42,10 +43,8 @@ class CallPolicy:
             raise ValueError("calls_per_second must be above 0 and at most 100")
         if self.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-
-    @property
-    def per_minute(self) -> int:
-        return max(1, int(self.calls_per_second * 60))
+        if self.claim_ahead < 1:
+            raise ValueError("claim_ahead must be at least 1 second")
 
     @property
     def spacing(self) -> float:

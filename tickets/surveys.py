@@ -7,10 +7,10 @@ The worker's sweep (``sweep``, every minute) runs in short transactions:
    (the order moves to CALLBACK), or are cancelled when their number may not be called;
    in batches, for at most ``CallPolicy.plan_for`` seconds.
 2. ``survey_claims.claim_due``: due surveys become ``calling`` under this sweep's lease,
-   committed before anything else, at most a minute of calls at the rate less those
-   placed in the last minute; outside calling hours they move to the next opening instead.
-   Each create waits for its slot on the pacing lane all workers share
-   (``survey_pacing``).
+   committed before anything else: what keeps the pacing lane all workers share busy for
+   ``CallPolicy.claim_ahead`` seconds (``survey_pacing``); outside calling hours they move
+   to the next opening instead. The claims get one slot each on the lane, as a block, and
+   each create waits for its slot.
 3. For each claimed row (``advance``): a FRESH one gets a new attempt
    (``survey_attempts.place_attempt``); a RECOVER one is looked at through its latest
    attempt:
@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -53,7 +53,7 @@ from tickets.survey_attempts import (
 )
 from tickets.survey_calls import FINAL_STATUSES, SurveyCaller
 from tickets.survey_claims import Claim, ClaimKind, claim_due, release
-from tickets.survey_pacing import SharedPacer, placed_recently
+from tickets.survey_pacing import SURVEY_LANE, BlockPacer, claimable, reserve_slots
 from tickets.survey_planning import Planned, plan_new, plan_waiting
 from tickets.survey_policy import DEFAULT_POLICY, CallPolicy, SurveyPlan
 from tickets.survey_reconciliation import reconcile, watch
@@ -84,13 +84,13 @@ __all__ = [
     "STATUS_PATH",
     "UNKNOWN",
     "UNSETTLED",
+    "BlockPacer",
     "CallContext",
     "CallPolicy",
     "Claim",
     "ClaimKind",
     "Outcome",
     "Planned",
-    "SharedPacer",
     "SurveyPlan",
     "SweepCounts",
     "advance",
@@ -99,7 +99,6 @@ __all__ = [
     "find_attempt",
     "mark_number_invalid",
     "place_attempt",
-    "placed_recently",
     "plan_new",
     "plan_waiting",
     "record_attempt_status",
@@ -197,17 +196,30 @@ def sweep(
         log.exception("planning survey calls failed")
     with sessions() as session:
         now = now_fn()
-        budget = policy.per_minute - placed_recently(session, now, timedelta(minutes=1))
+        limit = claimable(
+            session,
+            SURVEY_LANE,
+            now=clock(),
+            rate=policy.calls_per_second,
+            ahead=policy.claim_ahead,
+        )
         claims = claim_due(
             session,
             now=now,
             owner=owner,
-            limit=min(max(budget, 0), policy.max_batch),
+            limit=min(limit, policy.max_batch),
             lease=policy.lease,
             plan=plan,
             recover_limit=policy.max_batch,
         )
     counts.claimed = len(claims)
+    # One slot per claim, reserved as a block: this sweep's creates keep to the rate
+    # together with every other worker's.
+    first_slot = (
+        reserve_slots(sessions, SURVEY_LANE, policy.spacing, clock(), len(claims))
+        if claims
+        else clock()
+    )
     ctx = CallContext(
         sessions=sessions,
         caller=caller,
@@ -217,7 +229,7 @@ def sweep(
         from_number=from_number,
         policy=policy,
         now_fn=now_fn,
-        pace=SharedPacer(sessions, policy.spacing, sleep=sleep, clock=clock),
+        pace=BlockPacer(first_slot, policy.spacing, sleep=sleep, clock=clock),
     )
     for position, claim in enumerate(claims):
         try:
