@@ -54,7 +54,7 @@ from tickets.models import (
     WorkOrderState,
 )
 from tickets.survey_calls import CallFailure, CallFailureKind, PlacedCall
-from tickets.survey_pacing import claimable, reserve_slots
+from tickets.survey_pacing import claimable, lock_lane, reserve_slots
 from tickets.survey_schedule import SurveyRules
 from tickets.surveys import CallPolicy, SurveyPlan, record_attempt_status
 from webapp import create_app, worker
@@ -801,9 +801,11 @@ def test_a_lane_left_idle_starts_again_at_once(sessions: sessionmaker[Session]) 
 def test_a_block_of_slots_is_reserved_at_once(sessions: sessionmaker[Session]) -> None:
     assert reserve_slots(sessions, "block", 0.5, 100.0, count=4) == 100.0  # 100.0 to 101.5
     assert reserve_slots(sessions, "block", 0.5, 100.0) == 102.0
-    with sessions() as session:
-        assert claimable(session, "block", now=100.0, rate=2.0, ahead=5.0) == 5  # 2.5 s left
-        assert claimable(session, "block", now=200.0, rate=2.0, ahead=5.0) == 10
+    with sessions.begin() as session:
+        assert lock_lane(session, "block", 100.0) == 2.5  # reserved up to 102.5
+        assert lock_lane(session, "block", 200.0) == 0.0
+    assert claimable(reserved_ahead=2.5, rate=2.0, ahead=5.0) == 5
+    assert claimable(reserved_ahead=9.0, rate=2.0, ahead=5.0) == 0
 
 
 # -- TwilioSurveyCaller ------------------------------------------------------------------------

@@ -63,10 +63,12 @@ def claim_due(
     lease: timedelta,
     plan: SurveyPlan,
     recover_limit: int | None = None,
+    commit: bool = True,
 ) -> list[Claim]:
     """Claim up to ``limit`` due surveys (and up to ``recover_limit`` whose lease ran out)
     for ``owner`` and commit the claim; the RECOVER ones first, then the earliest due.
-    Outside calling hours the due ones are moved to the next opening instead."""
+    Outside calling hours the due ones are moved to the next opening instead.
+    ``commit=False``: the caller commits (with what it writes in the same transaction)."""
     claims: list[Claim] = []
     recovered = _claim(
         session, _recover(now), now, owner, lease, recover_limit if recover_limit else limit
@@ -89,7 +91,8 @@ def claim_due(
                 moved.rowcount,  # type: ignore[attr-defined]
                 opening.isoformat(),
             )
-    session.commit()
+    if commit:
+        session.commit()
     if claims:
         log.info("survey calls: claimed %d survey(s) for %s", len(claims), owner)
     return claims

@@ -53,7 +53,7 @@ from tickets.survey_attempts import (
 )
 from tickets.survey_calls import FINAL_STATUSES, SurveyCaller
 from tickets.survey_claims import Claim, ClaimKind, claim_due, release
-from tickets.survey_pacing import SURVEY_LANE, BlockPacer, claimable, reserve_slots
+from tickets.survey_pacing import SURVEY_LANE, BlockPacer, claimable, lock_lane, reserve_in
 from tickets.survey_planning import Planned, plan_new, plan_waiting
 from tickets.survey_policy import DEFAULT_POLICY, CallPolicy, SurveyPlan
 from tickets.survey_reconciliation import reconcile, watch
@@ -194,14 +194,11 @@ def sweep(
     except Exception:
         counts.errors += 1
         log.exception("planning survey calls failed")
-    with sessions() as session:
-        now = now_fn()
+    with sessions() as session:  # the claim and its block of slots, one commit
+        now, wall = now_fn(), clock()
+        reserved_ahead = lock_lane(session, SURVEY_LANE, wall)
         limit = claimable(
-            session,
-            SURVEY_LANE,
-            now=clock(),
-            rate=policy.calls_per_second,
-            ahead=policy.claim_ahead,
+            reserved_ahead=reserved_ahead, rate=policy.calls_per_second, ahead=policy.claim_ahead
         )
         claims = claim_due(
             session,
@@ -211,15 +208,11 @@ def sweep(
             lease=policy.lease,
             plan=plan,
             recover_limit=policy.max_batch,
+            commit=False,
         )
+        first_slot = reserve_in(session, SURVEY_LANE, policy.spacing, wall, len(claims))
+        session.commit()
     counts.claimed = len(claims)
-    # One slot per claim, reserved as a block: this sweep's creates keep to the rate
-    # together with every other worker's.
-    first_slot = (
-        reserve_slots(sessions, SURVEY_LANE, policy.spacing, clock(), len(claims))
-        if claims
-        else clock()
-    )
     ctx = CallContext(
         sessions=sessions,
         caller=caller,
