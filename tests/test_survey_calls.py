@@ -804,8 +804,30 @@ def test_a_block_of_slots_is_reserved_at_once(sessions: sessionmaker[Session]) -
     with sessions.begin() as session:
         assert lock_lane(session, "block", 100.0) == 2.5  # reserved up to 102.5
         assert lock_lane(session, "block", 200.0) == 0.0
-    assert claimable(reserved_ahead=2.5, rate=2.0, ahead=5.0) == 5
-    assert claimable(reserved_ahead=9.0, rate=2.0, ahead=5.0) == 0
+    assert claimable(reserved_ahead=2.5, unplaced=0, rate=2.0, ahead=5.0) == 5
+    assert claimable(reserved_ahead=2.5, unplaced=3, rate=2.0, ahead=5.0) == 2
+    assert claimable(reserved_ahead=9.0, unplaced=0, rate=2.0, ahead=5.0) == 0
+
+
+def test_claims_not_placed_yet_count_against_the_next_sweep(
+    db, sessions, caller, clock, directory
+) -> None:
+    """Claims another worker has not placed yet count: a sweep meanwhile claims only
+    what is left of the lane's 75 s (here nothing)."""
+    for n in range(6):
+        answered_order(db, tag=f"u{n}", caller_number=f"+861380000040{n}")
+    policy = CallPolicy(calls_per_second=0.04, claim_ahead=75)  # 3 in 75 s
+    run(sessions, caller, clock, policy=policy, owner="w1")
+    placed = len(caller.placed)
+    with sessions() as session:
+        assert surveys.claimed_unplaced(session, now=clock(), lease=policy.lease) == 0
+        claims = surveys.claim_due(
+            session, now=clock(), owner="w2", limit=2, lease=policy.lease, plan=default_plan()
+        )
+        assert len(claims) == 2
+        assert surveys.claimed_unplaced(session, now=clock(), lease=policy.lease) == 2
+    assert run(sessions, caller, clock, policy=policy, owner="w3").claimed == 0
+    assert len(caller.placed) == placed
 
 
 # -- TwilioSurveyCaller ------------------------------------------------------------------------

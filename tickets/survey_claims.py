@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tickets import survey_schedule
@@ -126,6 +126,21 @@ def _claim(
         .execution_options(synchronize_session=False)
     ).all()
     return [survey_id for survey_id, _ in sorted(claimed, key=lambda row: (row[1] or now, row[0]))]
+
+
+def claimed_unplaced(session: Session, *, now: datetime, lease: timedelta) -> int:
+    """Surveys some worker claimed and has not placed a call for yet: ``calling`` under a
+    claim's lease (a placed call's lease is the longer ``call_watch``)."""
+    return int(
+        session.scalar(
+            select(func.count(Survey.id)).where(
+                Survey.status == SurveyStatus.CALLING,
+                Survey.lease_until > now,
+                Survey.lease_until <= now + lease,
+            )
+        )
+        or 0
+    )
 
 
 def release(claims: Sequence[Claim], *, sessions: sessionmaker[Session], owner: str) -> int:

@@ -1,17 +1,18 @@
 """Pacing the survey calls across every worker process.
 
 Twilio's rate (calls per second) is per account, not per worker, so the pace lives in the
-database: one ``outbound_pacing`` row per lane holds the next free slot. A sweep reserves
-one slot for each survey it claims, as a block, in one UPDATE (``next_slot = max(next_slot,
-now) + count * spacing``), and places each create at its own slot (``BlockPacer``): the
-creates of all workers together are spaced ``1 / calls_per_second`` apart.
+database: one ``outbound_pacing`` row per lane holds the next free slot. Right before each
+create a worker reserves the next slot in one UPDATE (``next_slot = max(next_slot, now) +
+spacing``) and sleeps until it (``SharedPacer``), so the creates of all workers together
+are spaced ``1 / calls_per_second`` apart, whichever worker sends them and however far
+behind one of them is.
 
-How much a sweep claims follows the lane too (``claimable``): enough to keep it busy for
-``CallPolicy.claim_ahead`` seconds counting what is reserved already. The lane is locked
-(``lock_lane``) for the claim's transaction, which reserves the claims' block before it
-commits: two workers sweeping at once claim one after the other, never sit on more than
-about a minute of calls between them, the lane never runs dry while surveys are due, and
-Twilio's own queue stays empty.
+How much a sweep claims (``claimable``) keeps the lane busy for ``CallPolicy.
+claim_ahead`` seconds: the rate times that, less what every worker has claimed and not
+placed yet. The lane is locked (``lock_lane``) for the claim's transaction, so two
+workers sweeping at once count one after the other: together they never sit on more than
+about a minute of calls, the lane never runs dry while surveys are due, and Twilio's own
+queue stays empty.
 """
 
 from __future__ import annotations
@@ -80,28 +81,32 @@ def reserve_slots(
         return reserve_in(session, lane, spacing, now, count)
 
 
-def claimable(*, reserved_ahead: float, rate: float, ahead: float) -> int:
+def claimable(*, reserved_ahead: float, unplaced: int, rate: float, ahead: float) -> int:
     """How many calls a sweep may claim: what keeps the lane busy for ``ahead`` seconds,
-    less what is reserved already."""
-    return max(0, int((ahead - reserved_ahead) * rate))
+    less what is reserved on it and the claims of every worker not placed yet."""
+    return max(0, int((ahead - reserved_ahead) * rate) - unplaced)
 
 
-class BlockPacer:
-    """Called right before each create: waits for the next slot of a reserved block (a
-    survey that needs no create leaves its slot unused)."""
+class SharedPacer:
+    """Called right before each create: reserves the next free slot of the lane (one
+    UPDATE) and waits for it. A worker that falls behind never sends on a slot that
+    passed: its next create takes a slot after everything reserved, so the creates of all
+    workers together never outrun the rate, however slow one of them is."""
 
     def __init__(
         self,
-        first: float,
+        sessions: sessionmaker[Session],
         spacing: float,
         *,
+        lane: str = SURVEY_LANE,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.next, self.spacing, self.sleep, self.clock = first, spacing, sleep, clock
+        self.sessions, self.spacing, self.lane = sessions, spacing, lane
+        self.sleep, self.clock = sleep, clock
 
     def __call__(self) -> None:
-        wait = self.next - self.clock()
-        self.next += self.spacing
+        slot = reserve_slots(self.sessions, self.lane, self.spacing, self.clock())
+        wait = slot - self.clock()
         if wait > 0:
             self.sleep(wait)

@@ -8,9 +8,9 @@ The worker's sweep (``sweep``, every minute) runs in short transactions:
    in batches, for at most ``CallPolicy.plan_for`` seconds.
 2. ``survey_claims.claim_due``: due surveys become ``calling`` under this sweep's lease,
    committed before anything else: what keeps the pacing lane all workers share busy for
-   ``CallPolicy.claim_ahead`` seconds (``survey_pacing``); outside calling hours they move
-   to the next opening instead. The claims get one slot each on the lane, as a block, and
-   each create waits for its slot.
+   ``CallPolicy.claim_ahead`` seconds, counting every worker's claims not placed yet
+   (``survey_pacing``); outside calling hours they move to the next opening instead. Each
+   create waits for the next free slot of the lane.
 3. For each claimed row (``advance``): a FRESH one gets a new attempt
    (``survey_attempts.place_attempt``); a RECOVER one is looked at through its latest
    attempt:
@@ -52,8 +52,8 @@ from tickets.survey_attempts import (
     place_attempt,
 )
 from tickets.survey_calls import FINAL_STATUSES, SurveyCaller
-from tickets.survey_claims import Claim, ClaimKind, claim_due, release
-from tickets.survey_pacing import SURVEY_LANE, BlockPacer, claimable, lock_lane, reserve_in
+from tickets.survey_claims import Claim, ClaimKind, claim_due, claimed_unplaced, release
+from tickets.survey_pacing import SURVEY_LANE, SharedPacer, claimable, lock_lane
 from tickets.survey_planning import Planned, plan_new, plan_waiting
 from tickets.survey_policy import DEFAULT_POLICY, CallPolicy, SurveyPlan
 from tickets.survey_reconciliation import reconcile, watch
@@ -84,18 +84,19 @@ __all__ = [
     "STATUS_PATH",
     "UNKNOWN",
     "UNSETTLED",
-    "BlockPacer",
     "CallContext",
     "CallPolicy",
     "Claim",
     "ClaimKind",
     "Outcome",
     "Planned",
+    "SharedPacer",
     "SurveyPlan",
     "SweepCounts",
     "advance",
     "call_urls",
     "claim_due",
+    "claimed_unplaced",
     "find_attempt",
     "mark_number_invalid",
     "place_attempt",
@@ -194,11 +195,13 @@ def sweep(
     except Exception:
         counts.errors += 1
         log.exception("planning survey calls failed")
-    with sessions() as session:  # the claim and its block of slots, one commit
+    with sessions() as session:  # the lane locked while the claim is counted and made
         now, wall = now_fn(), clock()
-        reserved_ahead = lock_lane(session, SURVEY_LANE, wall)
         limit = claimable(
-            reserved_ahead=reserved_ahead, rate=policy.calls_per_second, ahead=policy.claim_ahead
+            reserved_ahead=lock_lane(session, SURVEY_LANE, wall),
+            unplaced=claimed_unplaced(session, now=now, lease=policy.lease),
+            rate=policy.calls_per_second,
+            ahead=policy.claim_ahead,
         )
         claims = claim_due(
             session,
@@ -210,7 +213,6 @@ def sweep(
             recover_limit=policy.max_batch,
             commit=False,
         )
-        first_slot = reserve_in(session, SURVEY_LANE, policy.spacing, wall, len(claims))
         session.commit()
     counts.claimed = len(claims)
     ctx = CallContext(
@@ -222,7 +224,7 @@ def sweep(
         from_number=from_number,
         policy=policy,
         now_fn=now_fn,
-        pace=BlockPacer(first_slot, policy.spacing, sleep=sleep, clock=clock),
+        pace=SharedPacer(sessions, policy.spacing, sleep=sleep, clock=clock),
     )
     for position, claim in enumerate(claims):
         try:
