@@ -525,6 +525,40 @@ def test_20429_backs_off_and_stops_the_sweep(db, sessions, caller, clock, direct
     assert len(caller.placed) == 3
 
 
+def test_placers_in_parallel_place_each_survey_once_and_stop_together_on_20429(
+    db, sessions, clock, directory
+) -> None:
+    """At 100 calls a second a sweep places with 5 placers; a 20429 stops them all: every
+    survey is placed once or given back, none left claimed without a call."""
+    orders = [
+        answered_order(db, tag=f"par{n}", caller_number=f"+86138000005{n:02d}") for n in range(30)
+    ]
+    caller = FakeCaller(clock=clock, delay=0.002)
+    policy = CallPolicy(calls_per_second=100)
+    assert policy.placers == 5
+    counts = run(sessions, caller, clock, policy=policy)
+    assert counts["placed"] == 30 and counts.errors == 0
+    assert sorted(caller.creates) == sorted(set(caller.creates))  # each attempt key once
+
+    more = [
+        answered_order(db, tag=f"thr{n}", caller_number=f"+86138000006{n:02d}") for n in range(30)
+    ]
+    caller.fail_next(Kind.RETRY, code=20429, status=429, retry_after=60)
+    clock.advance(seconds=1)
+    counts = run(sessions, caller, clock, policy=policy)
+    assert counts.throttled
+    db.expire_all()
+    for order in more:
+        survey = survey_of(db, order)
+        placed = [a for a in attempts_of(db, survey) if a.call_sid]
+        if survey.status is SurveyStatus.CALLING:
+            assert len(placed) == 1  # claimed means placed: nothing left hanging
+        else:
+            assert survey.status is SurveyStatus.SCHEDULED and not placed
+    assert counts["placed"] + counts.released + 1 == 30  # the throttled one waits its turn
+    assert all(survey_of(db, order).status is SurveyStatus.CALLING for order in orders)
+
+
 @pytest.mark.parametrize("code", [21211, 13224, 21214])
 def test_an_invalid_number_cancels_its_surveys_and_is_marked(
     db, sessions, caller, clock, directory, code

@@ -3,6 +3,7 @@ rules and the hotline's calendar) and how (``CallPolicy``: pace, leases, backoff
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,6 +46,12 @@ class CallPolicy:
             raise ValueError("max_batch must be at least 1")
         if self.claim_ahead < 1:
             raise ValueError("claim_ahead must be at least 1 second")
+
+    @property
+    def placers(self) -> int:
+        """Creates in flight at once in one sweep: one per 20 calls a second (a create's
+        round trip is some 20-50 ms), at most 8."""
+        return max(1, min(8, math.ceil(self.calls_per_second / 20)))
 
     @property
     def spacing(self) -> float:

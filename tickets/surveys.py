@@ -31,6 +31,7 @@ in any of these modules); every log line masks the citizen's number.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,25 +227,54 @@ def sweep(
         now_fn=now_fn,
         pace=SharedPacer(sessions, policy.spacing, sleep=sleep, clock=clock),
     )
-    for position, claim in enumerate(claims):
-        try:
-            outcome = advance(claim, ctx)
-        except Exception:
-            counts.errors += 1
-            log.exception("survey %s: placing its call failed", claim.survey_id)
-            continue
-        counts.count(outcome)
-        if outcome in (Outcome.PAUSED, Outcome.THROTTLED):
-            counts.paused = outcome is Outcome.PAUSED
-            counts.throttled = outcome is Outcome.THROTTLED
-            counts.released = release(claims[position + 1 :], sessions=sessions, owner=owner)
-            log.log(
-                logging.ERROR if counts.paused else logging.WARNING,
-                "survey sweep stopped (%s): %d claimed survey(s) given back",
-                outcome.value,
-                counts.released,
-            )
-            break
+    _place_all(claims, ctx, counts, placers=min(policy.placers, max(1, len(claims))))
     if counts.claimed or counts.planned or counts.cancelled or counts.errors:
         log.info("survey sweep %s: %s", owner, counts.summary())
     return counts
+
+
+def _place_all(claims: list[Claim], ctx: CallContext, counts: SweepCounts, *, placers: int) -> None:
+    """Advance every claim, ``placers`` at a time (a create's round trip, not the pace,
+    limits one placer: at 50 calls a second one would fall behind; the shared lane keeps
+    them all to the rate). A throttled (20429) or refused (auth) create stops them: the
+    claims nobody started are given back."""
+    stop = threading.Event()
+    lock = threading.Lock()
+    left = list(reversed(claims))
+
+    def place_next() -> None:
+        while not stop.is_set():
+            with lock:
+                if not left:
+                    return
+                claim = left.pop()
+            try:
+                outcome = advance(claim, ctx)
+            except Exception:
+                with lock:
+                    counts.errors += 1
+                log.exception("survey %s: placing its call failed", claim.survey_id)
+                continue
+            with lock:
+                counts.count(outcome)
+                if outcome in (Outcome.PAUSED, Outcome.THROTTLED):
+                    counts.paused = counts.paused or outcome is Outcome.PAUSED
+                    counts.throttled = counts.throttled or outcome is Outcome.THROTTLED
+                    stop.set()
+
+    if placers == 1:
+        place_next()
+    else:
+        threads = [threading.Thread(target=place_next, daemon=True) for _ in range(placers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if stop.is_set():
+        counts.released = release(list(reversed(left)), sessions=ctx.sessions, owner=ctx.owner)
+        log.log(
+            logging.ERROR if counts.paused else logging.WARNING,
+            "survey sweep stopped (%s): %d claimed survey(s) given back",
+            "paused" if counts.paused else "throttled",
+            counts.released,
+        )
