@@ -7,9 +7,9 @@ spacing``) and sleeps until it (``SharedPacer``), so the creates of all workers 
 are spaced ``1 / calls_per_second`` apart, whichever worker sends them and however far
 behind one of them is.
 
-How much a sweep claims (``claimable``) keeps the lane busy for ``CallPolicy.
-claim_ahead`` seconds: the rate times that, less what every worker has claimed and not
-placed yet. The lane is locked (``lock_lane``) for the claim's transaction, so two
+How much a sweep claims (``claimable``) keeps the lane busy for
+``CallPolicy.claim_ahead`` seconds: the rate times that, less what every worker has
+claimed and not placed yet. The lane is locked (``lock_lane``) for the claim's transaction, so two
 workers sweeping at once count one after the other: together they never sit on more than
 about a minute of calls, the lane never runs dry while surveys are due, and Twilio's own
 queue stays empty.
@@ -56,28 +56,29 @@ def lock_lane(session: Session, lane: str, now: float) -> float:
 
 def reserve_in(session: Session, lane: str, spacing: float, now: float, count: int) -> float:
     """Reserve ``count`` consecutive slots of ``lane`` (never before ``now``) in this
-    transaction, after ``lock_lane``; the first one's time (Unix seconds). The next
-    reservation, by whoever, starts ``count * spacing`` later."""
+    transaction; the first one's time (Unix seconds). The next reservation, by whoever,
+    starts ``count * spacing`` later. A lane that does not exist yet is created."""
     length = spacing * count
     later = case((OutboundPace.next_slot > now, OutboundPace.next_slot), else_=now) + length
-    reserved = session.scalar(
-        update(OutboundPace)
-        .where(OutboundPace.lane == lane)
-        .values(next_slot=later, updated_at=utcnow())
-        .returning(OutboundPace.next_slot)
-        .execution_options(synchronize_session=False)
-    )
-    if reserved is None:  # pragma: no cover - lock_lane created it
-        raise RuntimeError(f"no pacing lane {lane!r}")
-    return float(reserved) - length
+    for _ in range(2):
+        reserved = session.scalar(
+            update(OutboundPace)
+            .where(OutboundPace.lane == lane)
+            .values(next_slot=later, updated_at=utcnow())
+            .returning(OutboundPace.next_slot)
+            .execution_options(synchronize_session=False)
+        )
+        if reserved is not None:
+            return float(reserved) - length
+        lock_lane(session, lane, now)  # creates it
+    raise RuntimeError(f"no pacing lane {lane!r}")  # pragma: no cover - just created
 
 
 def reserve_slots(
     sessions: sessionmaker[Session], lane: str, spacing: float, now: float, count: int = 1
 ) -> float:
-    """``reserve_in`` in a short transaction of its own."""
+    """``reserve_in`` in a short transaction of its own: one UPDATE."""
     with sessions.begin() as session:
-        lock_lane(session, lane, now)
         return reserve_in(session, lane, spacing, now, count)
 
 
