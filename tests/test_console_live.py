@@ -371,45 +371,6 @@ def test_a_provider_failure_is_502_with_a_clear_message(
 # -- going available ------------------------------------------------------------------------
 
 
-def test_going_available_rings_the_caller_who_was_waiting(
-    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
-) -> None:
-    from tickets.conferences import load_room
-
-    call_sid = place_call(db)
-    now = utcnow()
-    stored = calls.find_call(session=db, call_sid=call_sid)
-    stored.queued_at = now
-    load_room(
-        session=db,
-        call_sid=call_sid,
-        initial=lambda: {
-            "version": 1,
-            "call_sid": call_sid,
-            "phase": "waiting",
-            "roster": [{"label": "citizen", "role": "citizen", "state": "joined"}],
-        },
-    )
-    db.commit()
-
-    wang.post("/console/state", data={"state": "available"})
-
-    db.expire_all()
-    profile = db.get(Staff, taker.id).call_taker
-    assert profile.state is CallTakerState.RINGING
-    assert profile.call_sid == call_sid
-    assert [p.label for p in gateway.added] == [f"taker-{taker.id}"]
-    changes = db.scalars(
-        select(CallTakerStateChange)
-        .where(CallTakerStateChange.staff_id == taker.id)
-        .order_by(CallTakerStateChange.id.desc())
-        .limit(2)
-    ).all()
-    ringing, available = changes
-    assert (available.to_state, ringing.to_state) == (S.AVAILABLE, S.RINGING)
-    assert available.actor == f"staff:{taker.id}" and ringing.call_sid == call_sid
-
-
 def waiting_caller(db: Session) -> str:
     from tickets.conferences import load_room
 
@@ -427,6 +388,29 @@ def waiting_caller(db: Session) -> str:
     )
     db.commit()
     return call_sid
+
+
+def test_going_available_rings_the_caller_who_was_waiting(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
+) -> None:
+    call_sid = waiting_caller(db)
+
+    wang.post("/console/state", data={"state": "available"})
+
+    db.expire_all()
+    profile = db.get(Staff, taker.id).call_taker
+    assert profile.state is CallTakerState.RINGING
+    assert profile.call_sid == call_sid
+    assert [p.label for p in gateway.added] == [f"taker-{taker.id}"]
+    changes = db.scalars(
+        select(CallTakerStateChange)
+        .where(CallTakerStateChange.staff_id == taker.id)
+        .order_by(CallTakerStateChange.id.desc())
+        .limit(2)
+    ).all()
+    ringing, available = changes
+    assert (available.to_state, ringing.to_state) == (S.AVAILABLE, S.RINGING)
+    assert available.actor == f"staff:{taker.id}" and ringing.call_sid == call_sid
 
 
 def test_going_available_with_nobody_waiting_is_recorded_alone(
