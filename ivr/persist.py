@@ -12,10 +12,11 @@ After queue entries are stored (in the request, or by a drain's batch), routing 
 who rings whom (``ivr.dispatch``): the caller's own webhook never waits for that decision
 when a drainer runs.
 
-The SMS webhooks (``ivr.sms_inbound``, ``ivr.sms_status``) need what storing changed, so
-they store through ``store_or_journal`` (what is journaled first, then theirs) and, when
-the database is unreachable, their delivery is journaled: the drain applies it later
-(``tickets.webhooks``).
+``store_or_journal`` is that one path (what is journaled first, then this webhook; while
+the database is unreachable, the webhook is journaled and the drain applies it later):
+``persist`` stores the voice webhooks through it, and the SMS webhooks
+(``ivr.sms_inbound``, ``ivr.sms_status``), which need what storing changed, call it with
+their own store (``tickets.webhooks``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any, TypeVar
 
 from flask import request
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
 
 from ivr.config import VoiceConfig, voice_config
 from ivr.dispatch import dispatch_waiting_calls
@@ -67,34 +67,15 @@ def persist(hook: StoredWebhook, *, now: bool = False) -> bool | None:
     if config.drain_in_background and not now:
         journal_webhook(config, hook)
         return None
-    try:
-        stored = store_now(
-            config,
-            lambda session: store_webhook(session=session, hook=hook, context=config.store_context),
-        )
-    except DBAPIError as error:
+    stored, journaled = store_or_journal(hook, store_webhook)
+    if journaled:
         # Only an unreachable database is journaled for later; bad data is a bug and goes
         # to the route's safety net (apology TwiML, logged).
-        if not is_transient(error):
-            raise
-        log.error("database unavailable; journaling the %s webhook of %s", hook.kind, hook.call_sid)
-        journal_webhook(config, hook)
+        log.error("database unavailable; journaled the %s webhook of %s", hook.kind, hook.call_sid)
         return None
     if stored and hook.enters_queue:
         after_queue_entries(config)
     return stored
-
-
-def store_now(config: VoiceConfig, store: Callable[[Session], T]) -> T:
-    """Store what is journaled (earlier webhooks first), then run ``store`` in one
-    transaction and return what it returns.
-
-    Raises the database's error; the caller journals its webhook when it is transient.
-    """
-    if config.journal.has_pending():
-        drain_journal(config)
-    with config.sessions.begin() as session:
-        return store(session)
 
 
 def store_or_journal(hook: StoredWebhook, store: Callable[..., T]) -> tuple[T | None, bool]:
@@ -103,10 +84,10 @@ def store_or_journal(hook: StoredWebhook, store: Callable[..., T]) -> tuple[T | 
     drain to apply (``(None, True)``). Any other error is raised."""
     config = voice_config()
     try:
-        stored = store_now(
-            config,
-            lambda session: store(session=session, hook=hook, context=config.store_context),
-        )
+        if config.journal.has_pending():  # earlier webhooks first
+            drain_journal(config)
+        with config.sessions.begin() as session:
+            stored = store(session=session, hook=hook, context=config.store_context)
     except DBAPIError as error:
         if not is_transient(error):
             raise

@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from flask import Flask
 from sqlalchemy import Engine, delete, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.gateway import ConsoleGateway
 from ivr.simulator import CallSimulator, make_simulator
@@ -63,6 +63,12 @@ def db(engine: Engine) -> Iterator[Session]:
     """A session for reading what the app wrote."""
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions of their own, as a worker or a second web process opens them."""
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def make_settings(database_url: str, **overrides: str) -> Settings:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from ivr.gateway import ConsoleGateway
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL, make_settings
@@ -251,11 +250,6 @@ def test_the_logs_of_a_journaled_reply_mask_the_number(down, app, db, caplog) ->
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tests.support.sms import RecordingSmsSender
 from tests.support.webhooks import ACCOUNT_SID, TwilioSender
@@ -30,11 +30,6 @@ from tickets.models import CallEvent, ContactPreference, SmsStatus
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @pytest.fixture

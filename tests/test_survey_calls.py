@@ -199,11 +199,6 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@pytest.fixture
 def caller(clock: Clock) -> FakeCaller:
     return FakeCaller(clock=clock)
 

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import make_settings
 from tests.support.orders import import_demo_directory
@@ -52,11 +51,6 @@ def local(*args: int, zone: ZoneInfo = BEIJING) -> datetime:
 @pytest.fixture
 def directory(db) -> None:
     import_demo_directory(db)
-
-
-@pytest.fixture
-def sessions(engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def plan(db, now: datetime, survey_plan: SurveyPlan | None = None) -> surveys.Planned:
