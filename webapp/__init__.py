@@ -103,6 +103,12 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
     register_portal_pages(app)
     register_api(app)
 
+    if settings.environment != "test":
+        # Load the job queue now rather than in the first request that schedules a job:
+        # Huey and the worker's modules cost each process about a second of CPU, which
+        # would land in the middle of the first burst of calls.
+        import webapp.worker  # noqa: F401
+
     @app.get("/healthz")
     def healthz() -> Response:
         with engine.connect() as connection:
