@@ -33,7 +33,6 @@ from callflows.front_door import CallerInput, FlowState, Turn, callback_offer_du
 from ivr.conference_edge import drive
 from ivr.config import VoiceConfig
 from ivr.gateway import GatewayError
-from routing.queue_order import position_in_queue
 from tickets import callbacks, calls, conferences
 from tickets.db import utcnow
 
@@ -56,16 +55,13 @@ def wait_round(config: VoiceConfig, state: FlowState, *, now: datetime | None = 
     and the callback offer when it is due (the REST redirect follows the commit)."""
     now = now or utcnow()
     with config.sessions() as session:
-        waiting = calls.list_waiting_callers(session=session)
-        position = position_in_queue(waiting, state.call_sid)
-        mine = next((caller for caller in waiting if caller.call_sid == state.call_sid), None)
-        after = config.callback_offer_after_seconds
+        place = calls.place_in_line(session=session, call_sid=state.call_sid)
         due = callback_offer_due(
-            mine.queued_at if mine else None,
+            place.queued_at if place else None,
             now,
-            after,
+            config.callback_offer_after_seconds,
             already_offered=False,
-            is_waiting=mine is not None,
+            is_waiting=place is not None,
         )
         if due:  # by the clock: only now is the call's own row read
             call = calls.find_call(session=session, call_sid=state.call_sid)
@@ -73,7 +69,7 @@ def wait_round(config: VoiceConfig, state: FlowState, *, now: datetime | None = 
         session.rollback()
     if due:
         make_offer(config, state, now=now)  # the redirect replaces this round's TwiML
-    return position
+    return place.position if place else None
 
 
 def make_offer(config: VoiceConfig, state: FlowState, *, now: datetime) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String, bindparam, func, or_, select, update
+from sqlalchemy import Select, String, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from routing.queue_order import FailedRing, WaitingCaller, position_in_queue
+from routing.queue_order import FailedRing, WaitingCaller
 from tickets.callbacks import open_callback_task
 from tickets.conferences import WAITING
 from tickets.db import utcnow
@@ -174,9 +176,9 @@ def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
     call.queue_wait_seconds = int((call.queue_left_at - call.queued_at).total_seconds())
 
 
-def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
-    """The callers waiting for a call-taker: in the queue, not ended, and nobody rung or
-    connected for them (their room, if any, is in the waiting phase)."""
+def _waiting_callers() -> Select[Any]:
+    """Calls in the queue, not ended, and nobody rung or connected for them (their room, if
+    any, is in the waiting phase): the callers waiting for a call-taker."""
     busy_taker = (
         select(CallTaker.staff_id)
         .where(
@@ -185,15 +187,8 @@ def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
         )
         .exists()
     )
-    rows = session.execute(
-        select(
-            Call.call_sid,
-            Call.language,
-            Call.intent,
-            Call.queued_at,
-            Call.emergency_line,
-            ConferenceRoom.failed_rings,
-        )
+    return (
+        select(Call.call_sid)
         .outerjoin(ConferenceRoom, ConferenceRoom.call_sid == Call.call_sid)
         .where(
             Call.queued_at.is_not(None),
@@ -201,6 +196,22 @@ def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
             Call.ended_at.is_(None),
             or_(ConferenceRoom.id.is_(None), ConferenceRoom.phase == WAITING),
             ~busy_taker,
+        )
+    )
+
+
+_IS_EMERGENCY = func.coalesce(Call.emergency_line, "") != ""
+
+
+def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
+    """The callers waiting for a call-taker (see ``_waiting_callers``)."""
+    rows = session.execute(
+        _waiting_callers().add_columns(
+            Call.language,
+            Call.intent,
+            Call.queued_at,
+            Call.emergency_line,
+            ConferenceRoom.failed_rings,
         )
     )
     return [
@@ -219,13 +230,45 @@ def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
     ]
 
 
-def queue_position(*, session: Session, call_sid: str) -> int | None:
-    """1 for the caller at the head of the queue; None when not waiting.
+@dataclass(frozen=True)
+class PlaceInLine:
+    position: int  # 1: the next to be served
+    queued_at: datetime
 
-    The same order routing serves callers in (``routing.queue_order``): emergency first,
-    then arrival.
+
+def place_in_line(*, session: Session, call_sid: str) -> PlaceInLine | None:
+    """Where one caller stands in the queue; None when they are not waiting.
+
+    Counted in the database (the wait room asks for every caller at every round, so
+    reading the whole queue each time would cost the square of its length), with the key
+    of routing's one order, ``routing.queue_order.queue_key``: emergency calls first, then
+    ``queued_at``, then the call SID. ``tests/test_queue_place.py`` holds the two to the
+    same answer.
     """
-    return position_in_queue(list_waiting_callers(session=session), call_sid)
+    mine = session.execute(
+        _waiting_callers()
+        .add_columns(Call.queued_at, _IS_EMERGENCY)
+        .where(Call.call_sid == call_sid)
+    ).first()
+    if mine is None:
+        return None
+    _sid, queued_at, is_emergency = mine
+    earlier = or_(
+        Call.queued_at < queued_at,
+        and_(Call.queued_at == queued_at, Call.call_sid < call_sid),
+    )
+    # An emergency caller has only earlier emergencies ahead; anyone else, every emergency too.
+    ahead = and_(_IS_EMERGENCY, earlier) if is_emergency else or_(_IS_EMERGENCY, earlier)
+    count = session.scalar(
+        select(func.count()).select_from(_waiting_callers().where(ahead).subquery())
+    )
+    return PlaceInLine(1 + int(count or 0), queued_at)
+
+
+def queue_position(*, session: Session, call_sid: str) -> int | None:
+    """1 for the caller at the head of the queue; None when not waiting."""
+    place = place_in_line(session=session, call_sid=call_sid)
+    return place.position if place else None
 
 
 def return_to_queue(*, session: Session, call_sid: str, at: datetime) -> None:
