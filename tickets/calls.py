@@ -201,19 +201,34 @@ def _waiting_callers() -> Select[Any]:
 
 
 _IS_EMERGENCY = func.coalesce(Call.emergency_line, "") != ""
+# The statements of the queue, built once: building one costs more than running it, and
+# every routing decision and every round of the wait room runs one.
+_WAITING = _waiting_callers()
+_LIST_WAITING = _WAITING.add_columns(
+    Call.language, Call.intent, Call.queued_at, Call.emergency_line, ConferenceRoom.failed_rings
+)
+_MY_PLACE = _WAITING.add_columns(Call.queued_at, _IS_EMERGENCY).where(
+    Call.call_sid == bindparam("b_call_sid")
+)
+_QUEUED_AT = bindparam("b_queued_at", type_=Call.queued_at.type)
+_EARLIER = or_(
+    Call.queued_at < _QUEUED_AT,
+    and_(Call.queued_at == _QUEUED_AT, Call.call_sid < bindparam("b_call_sid")),
+)
+_AHEAD = {  # by whether the caller is an emergency: an emergency has only earlier
+    # emergencies ahead; anyone else, every emergency and the earlier others
+    True: select(func.count()).select_from(
+        _WAITING.where(and_(_IS_EMERGENCY, _EARLIER)).subquery()
+    ),
+    False: select(func.count()).select_from(
+        _WAITING.where(or_(_IS_EMERGENCY, _EARLIER)).subquery()
+    ),
+}
 
 
 def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
     """The callers waiting for a call-taker (see ``_waiting_callers``)."""
-    rows = session.execute(
-        _waiting_callers().add_columns(
-            Call.language,
-            Call.intent,
-            Call.queued_at,
-            Call.emergency_line,
-            ConferenceRoom.failed_rings,
-        )
-    )
+    rows = session.connection().execute(_LIST_WAITING)
     return [
         WaitingCaller(
             call_sid=sid,
@@ -245,24 +260,15 @@ def place_in_line(*, session: Session, call_sid: str) -> PlaceInLine | None:
     ``queued_at``, then the call SID. ``tests/test_queue_place.py`` holds the two to the
     same answer.
     """
-    mine = session.execute(
-        _waiting_callers()
-        .add_columns(Call.queued_at, _IS_EMERGENCY)
-        .where(Call.call_sid == call_sid)
-    ).first()
+    connection = session.connection()
+    mine = connection.execute(_MY_PLACE, {"b_call_sid": call_sid}).first()
     if mine is None:
         return None
     _sid, queued_at, is_emergency = mine
-    earlier = or_(
-        Call.queued_at < queued_at,
-        and_(Call.queued_at == queued_at, Call.call_sid < call_sid),
-    )
-    # An emergency caller has only earlier emergencies ahead; anyone else, every emergency too.
-    ahead = and_(_IS_EMERGENCY, earlier) if is_emergency else or_(_IS_EMERGENCY, earlier)
-    count = session.scalar(
-        select(func.count()).select_from(_waiting_callers().where(ahead).subquery())
-    )
-    return PlaceInLine(1 + int(count or 0), queued_at)
+    ahead = connection.execute(
+        _AHEAD[bool(is_emergency)], {"b_call_sid": call_sid, "b_queued_at": queued_at}
+    ).scalar_one()
+    return PlaceInLine(1 + int(ahead), queued_at)
 
 
 def queue_position(*, session: Session, call_sid: str) -> int | None:
