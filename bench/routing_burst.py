@@ -42,6 +42,7 @@ from harness.burst_servers import (
 )
 from harness.databases import Databases, databases_for
 from harness.deliveries import Delivery, post, twilio_form
+from harness.procstats import CLOCK_TICKS, cpu_ticks, machine_cpu_s
 from harness.tools import HarnessError, Tools
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -268,17 +269,27 @@ class Burst:
             ]
             for thread in threads:
                 thread.start()
+            pids = {pid: kind for server in servers for pid, kind in server.pids().items()}
+            pids[fake.pid] = "Twilio stand-in"
+            pids[os.getpid()] = "load generator"
+            cpu_before = {pid: cpu_ticks(pid) for pid in pids}
+            busy_before = machine_cpu_s()[0]
             began = time.time()
             start.wait()  # all at once
             for thread in threads:
                 thread.join(max(0.0, deadline - time.time()))
             finished = time.time()
-            pids = {pid: kind for server in servers for pid, kind in server.pids().items()}
+            cpu = Counter[str]()
+            for pid, kind in pids.items():
+                cpu[kind] += (cpu_ticks(pid) - cpu_before[pid]) / CLOCK_TICKS
+            cpu["the whole machine"] = machine_cpu_s()[0] - busy_before
         finally:
             for server in servers:
                 server.stop()
             fake.stop()
-        return self.figures(database_url, began, finished, fake.records, pids, servers)
+        figures = self.figures(database_url, began, finished, fake.records, pids, servers)
+        figures["cpu_s"] = dict(cpu)
+        return figures
 
     # -- figures --------------------------------------------------------------------------
 
@@ -382,6 +393,7 @@ class Burst:
             "calls": len(self.callers),
             "takers": len(self.takers),
             "burst_s": window,
+            "run_s": finished - began,
             "all_queued_s": max((c.menu_done for c in self.callers.values()), default=began)
             - began,
             "webhooks": sum(self.webhooks.values()),
@@ -523,6 +535,14 @@ def print_burst(label: str, f: dict[str, Any]) -> None:
         f"{f['passes_deciding']} reached assign ({f['decisions_per_s']:.1f}/s; "
         f"{f['passes_lost']} of them rang nobody: taken meanwhile), "
         f"{f['rings']} participants created ({f['assignments_per_s']:.1f}/s)"
+    )
+    cpu = f["cpu_s"]
+    spent = ", ".join(f"{kind} {s:.1f}" for kind, s in cpu.items() if "machine" not in kind)
+    window = f["run_s"]
+    print(
+        f"  CPU seconds over the {window:.1f} s run: {spent}; the whole machine "
+        f"{cpu['the whole machine']:.1f} of {os.cpu_count() or 1} cores x {window:.1f} s "
+        f"({cpu['the whole machine'] / window:.2f} cores busy)"
     )
     if f["problems"]:
         print("  CORRECTNESS: " + "; ".join(f["problems"]))

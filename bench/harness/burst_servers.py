@@ -163,6 +163,10 @@ class FakeTwilio:
             self.records.append(record)
             self.on_record(record)
 
+    @property
+    def pid(self) -> int:
+        return self._process.process.pid
+
     def stop(self) -> None:
         self._process.stop()
         self._reader.join(timeout=5)
