@@ -39,7 +39,7 @@ from routing.assignment import (
 )
 from routing.queue_order import WaitingCaller
 from tickets import calls, conferences, staff
-from tickets.db import utcnow
+from tickets.db import utcnow, writes_first
 from tickets.events import record_event
 from tickets.models import CallTakerState
 
@@ -189,13 +189,14 @@ def ring(
         return config.conference_flow.command(state, ringing)
 
     try:
-        return drive(
-            config,
-            assignment.call_sid,
-            ring_taker,  # type: ignore[arg-type]
-            prepare=claim,
-            depth=depth,
-        )
+        with writes_first():  # a caller waits for it
+            return drive(
+                config,
+                assignment.call_sid,
+                ring_taker,  # type: ignore[arg-type]
+                prepare=claim,
+                depth=depth,
+            )
     except Refusal as refusal:  # the caller was served or hung up meanwhile
         log.info("not ringing %s for %s: %s", assignment.staff_id, assignment.call_sid, refusal)
         return False

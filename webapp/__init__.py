@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from contextlib import ExitStack
 from datetime import datetime
 
-from flask import Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
@@ -13,7 +15,7 @@ from callflows.front_door import FrontDoor
 from ivr import init_voice
 from ivr.config import VoiceConfig
 from ivr.gateway import CallGateway, ConsoleGateway, TwilioGateway
-from tickets.db import make_engine
+from tickets.db import make_engine, writes_first
 from webapp.api import register_api
 from webapp.auth import init_auth
 from webapp.directory import register_directory_pages
@@ -48,6 +50,25 @@ def schedule_dispatch(at: datetime) -> None:
     from webapp.worker import dispatch_queue  # the worker module builds an app: import late
 
     dispatch_queue.schedule(eta=at)
+
+
+def people_first(app: Flask, webhooks: Iterable[Blueprint]) -> None:
+    """A person's request (staff pages, the console, the API) writes before the webhooks
+    and background jobs waiting for the database (``tickets.db.writes_first``)."""
+    twilio = {blueprint.name for blueprint in webhooks}
+
+    @app.before_request
+    def _first() -> None:
+        if request.blueprint not in twilio:
+            stack = ExitStack()
+            stack.enter_context(writes_first())
+            g.writes_first = stack
+
+    @app.teardown_request
+    def _done(_error: BaseException | None = None) -> None:
+        stack: ExitStack | None = g.pop("writes_first", None)
+        if stack is not None:
+            stack.close()
 
 
 def create_app(settings: Settings | None = None, *, gateway: CallGateway | None = None) -> Flask:
@@ -96,6 +117,7 @@ def create_app(settings: Settings | None = None, *, gateway: CallGateway | None 
         ),
     )
     init_auth(app, settings, sessions, csrf_exempt=twilio_blueprints)
+    people_first(app, twilio_blueprints)
     app.extensions[SERVICE_KEY] = RecommenderService(sessions)
     register_staff_pages(app)
     register_directory_pages(app)
