@@ -1,6 +1,6 @@
-"""A caller's place in line, counted in the database for the wait room, is the place
-routing's one order gives them (``routing.queue_order``): emergencies first, then arrival,
-then the call SID; callers who are not waiting have none."""
+"""A caller's place in line, counted in the database for the wait room, and the head of
+the queue routing reads first, follow routing's one order (``routing.queue_order``):
+emergencies first, then arrival, then the call SID; callers who are not waiting have none."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from routing.queue_order import position_in_queue
+from routing.queue_order import position_in_queue, queue_order
 from tickets import calls
 from tickets.db import utcnow
 from tickets.models import Call, CallDirection, CallStatus, ConferenceRoom
@@ -108,3 +108,5 @@ def test_the_same_places_as_routing_orders_a_mixed_queue(db: Session, seed: int)
     waiting = calls.list_waiting_callers(session=db)
     assert len(waiting) > 10
     assert places(db, sids) == {sid: position_in_queue(waiting, sid) for sid in sids}
+    for first in (1, 5, len(waiting), len(waiting) + 3):  # the head routing reads first
+        assert calls.list_waiting_callers(session=db, first=first) == queue_order(waiting)[:first]

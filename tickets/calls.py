@@ -207,6 +207,9 @@ _WAITING = _waiting_callers()
 _LIST_WAITING = _WAITING.add_columns(
     Call.language, Call.intent, Call.queued_at, Call.emergency_line, ConferenceRoom.failed_rings
 )
+_QUEUE_HEAD = _LIST_WAITING.order_by(_IS_EMERGENCY.desc(), Call.queued_at, Call.call_sid).limit(
+    bindparam("b_first")
+)
 _MY_PLACE = _WAITING.add_columns(Call.queued_at, _IS_EMERGENCY).where(
     Call.call_sid == bindparam("b_call_sid")
 )
@@ -226,9 +229,13 @@ _AHEAD = {  # by whether the caller is an emergency: an emergency has only earli
 }
 
 
-def list_waiting_callers(*, session: Session) -> list[WaitingCaller]:
-    """The callers waiting for a call-taker (see ``_waiting_callers``)."""
-    rows = session.connection().execute(_LIST_WAITING)
+def list_waiting_callers(*, session: Session, first: int | None = None) -> list[WaitingCaller]:
+    """The callers waiting for a call-taker (see ``_waiting_callers``); with ``first``, the
+    first that many in routing's order (``routing.queue_order.queue_key``)."""
+    if first is None:
+        rows = session.connection().execute(_LIST_WAITING).all()
+    else:
+        rows = session.connection().execute(_QUEUE_HEAD, {"b_first": first}).all()
     return [
         WaitingCaller(
             call_sid=sid,
