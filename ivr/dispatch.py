@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 S = CallTakerState
 ON_DUTY = (S.AVAILABLE, S.RINGING, S.ON_CALL, S.WRAP_UP)
 LOST_CALLBACK_GRACE = timedelta(seconds=30)  # after the ring timeout
+HEAD_PER_FREE_TAKER = 16  # callers read first for each free call-taker (see ``_decide``)
 
 
 def dispatch_waiting_calls(
@@ -54,33 +56,92 @@ def dispatch_waiting_calls(
     config: VoiceConfig | None = None,
     now: datetime | None = None,
     freed_staff_id: int | None = None,
-    attempts: int = 3,
+    attempts: int = 2,
+    fresh_reads: bool = False,
 ) -> list[Assignment]:
-    """One routing decision over the whole queue; the assignments that were rung.
+    """One routing decision over the queue; the assignments that were rung.
 
     ``freed_staff_id``: the call-taker who has just become free (the console's trigger):
     their assignment is rung first, and decided again if another pass took their caller
-    meanwhile (they would be left idle otherwise); the others' come after. Without
-    ``config`` it needs an app context.
+    meanwhile (they would be left idle otherwise): first on the same reads without that
+    caller, each such choice checked by a plain read before its claim (another read of
+    the queue would cost more than a choice made on reads a few milliseconds old), then
+    once on fresh reads. The others' come after. Without ``config`` it needs an app
+    context.
 
-    Two reads (the call-takers on duty as plain rows, with where each is rung; the queue),
-    the decision, then each ring: a claim of two statements, the room's step, the commit,
-    the participant create.
+    Two reads (the call-takers on duty as plain rows, with where each is rung; the head
+    of the queue, see ``_decide``), the decision, then each ring: a claim of two
+    statements, the room's step, the commit, the participant create.
     """
     config = config or voice_config()
     now = now or utcnow()
+    decided = _decide(config, now)
+    if decided is None:
+        return []
+    decisions = decided.decisions
+    if freed_staff_id is None:
+        return _ring_each(config, decisions, decided.targets, fresh=1)
+    theirs = [d for d in decisions if d.staff_id == freed_staff_id]
+    rung = _ring_each(config, theirs, decided.targets, fresh=1)
+    taken: set[str] = set()
+    while theirs and not rung and len(taken) < attempts:  # their caller was taken meanwhile
+        taken.add(theirs[0].call_sid)
+        decisions = decided.again_without(taken)
+        theirs = [d for d in decisions if d.staff_id == freed_staff_id]
+        rung = _ring_each(config, theirs, decided.targets, fresh=0)
+    if not rung and not fresh_reads and (theirs or not decided.whole_queue):
+        return dispatch_waiting_calls(
+            config=config, freed_staff_id=freed_staff_id, attempts=attempts, fresh_reads=True
+        )
+    others = [d for d in decisions if d.staff_id != freed_staff_id]
+    return rung + _ring_each(config, others, decided.targets, fresh=0)
+
+
+@dataclass
+class _Decided:
+    """One decision and what it was made on."""
+
+    config: VoiceConfig
+    now: datetime
+    callers: list[WaitingCaller]
+    takers: list[CallTaker]
+    decisions: list[Assignment]
+    targets: dict[int, Target | None]
+    whole_queue: bool
+
+    def again_without(self, taken: set[str]) -> list[Assignment]:
+        left = [caller for caller in self.callers if caller.call_sid not in taken]
+        return assign(left, self.takers, self.now, self.config.routing_policy)
+
+
+def _decide(config: VoiceConfig, now: datetime) -> _Decided | None:
+    """Read and decide; None when nobody is free or nobody waits.
+
+    The queue is read from its head: ``HEAD_PER_FREE_TAKER`` callers per free call-taker
+    in queue order. ``assign`` serves callers in that order, each taking the best free
+    call-taker left, so when the head gives every free call-taker a caller the rest of
+    the queue could change nothing; only when it does not (the head is all callers
+    waiting for another language, say) is the whole queue read and the decision made
+    again. A queue of 2,000 then costs a freed call-taker what a queue of 16 does.
+    """
     with config.sessions() as session:
         rows = staff.call_takers_for_routing(states=ON_DUTY, session=session, now=now)
-        if any(row.state is S.AVAILABLE for row in rows):
-            callers = calls.list_waiting_callers(session=session)
-        else:
-            callers = []  # nobody to ring: the queue need not be read
+        free = sum(1 for row in rows if row.state is S.AVAILABLE)
+        head = HEAD_PER_FREE_TAKER * free
+        callers = calls.list_waiting_callers(session=session, first=head) if free else []
         session.commit()  # wrap-ups that ended on the way (one commit, for both reads)
     if not callers:
-        return []
+        return None
+    whole_queue = len(callers) < head
     takers = [routing_taker(row) for row in rows]
     decisions = assign(callers, takers, now, config.routing_policy)
-    _wake_for_language_waits(config, callers, takers, decisions, now)
+    if not whole_queue and len(decisions) < free:
+        with config.sessions() as session:
+            callers = calls.list_waiting_callers(session=session)
+        decisions = assign(callers, takers, now, config.routing_policy)
+        whole_queue = True
+    if whole_queue:
+        _wake_for_language_waits(config, callers, takers, decisions, now)
     targets = {
         row.staff_id: target_for(
             row.staff_id, row.client_identity, row.phone_number, row.display_name
@@ -88,16 +149,7 @@ def dispatch_waiting_calls(
         for row in rows
         if row.state is S.AVAILABLE
     }
-    if freed_staff_id is None:
-        return _ring_each(config, decisions, targets, fresh=1)
-    theirs = [d for d in decisions if d.staff_id == freed_staff_id]
-    rung = _ring_each(config, theirs, targets, fresh=1)
-    if theirs and not rung and attempts > 1:  # their caller was taken meanwhile: again
-        return dispatch_waiting_calls(
-            config=config, freed_staff_id=freed_staff_id, attempts=attempts - 1
-        )
-    others = [d for d in decisions if d.staff_id != freed_staff_id]
-    return rung + _ring_each(config, others, targets, fresh=0)
+    return _Decided(config, now, callers, takers, decisions, targets, whole_queue)
 
 
 def _ring_each(

@@ -357,3 +357,90 @@ def test_nobody_is_claimed_for_a_call_taker_who_cannot_be_reached(twilio, db, ap
         assert not dispatch.ring(voice_config(), Assignment(sid, person.id, (Reason.LANGUAGE,)))
     assert gateway.added == []
     assert state_of(db, person) is S.AVAILABLE
+
+
+def test_a_freed_call_taker_whose_caller_was_taken_gets_the_next_without_a_new_read(
+    twilio, db: Session, app: Flask, gateway, monkeypatch
+) -> None:
+    """Another pass rings someone else for the caller chosen for them between the reads
+    and the claim: the next caller is chosen on the same reads (the queue is not read
+    again), checked, and rung."""
+    first = queue_caller(twilio, from_number="+8613800000301")
+    second = queue_caller(twilio, from_number="+8613800000302")
+    wang = on_duty(db, "wang")
+    li = on_duty(db, "li", phone_number="+8613900000002")
+    put_in(db, li, S.AWAY)
+    decide, read = dispatch.assign, dispatch.calls.list_waiting_callers
+    reads: list[int] = []
+
+    def another_pass_meanwhile(callers, takers, now, policy):  # type: ignore[no-untyped-def]
+        if not reads or len(reads) > 1 or len(callers) < 2:
+            return decide(callers, takers, now, policy)
+        reads.append(0)  # once: li comes back and is rung for the first caller
+        staff_store.change_state(li, S.AVAILABLE, session=db, actor=TEST_ACTOR)
+        db.commit()
+        assert dispatch.ring(voice_config(), Assignment(first, li.id, (Reason.LANGUAGE,)))
+        return decide(callers, takers, now, policy)  # on the reads from before
+
+    def counted(**kwargs):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return read(**kwargs)
+
+    monkeypatch.setattr(dispatch, "assign", another_pass_meanwhile)
+    monkeypatch.setattr(dispatch.calls, "list_waiting_callers", counted)
+    with app.app_context():
+        rung = dispatch.dispatch_waiting_calls(freed_staff_id=wang.id)
+
+    assert [(a.call_sid, a.staff_id) for a in rung] == [(second, wang.id)]
+    assert reads.count(1) == 1  # the queue was read once
+    assert [leg.label for leg in gateway.added] == [f"taker-{li.id}", f"taker-{wang.id}"]
+    assert state_of(db, wang) is S.RINGING
+
+
+def reads_of_the_queue(monkeypatch) -> list[int | None]:  # type: ignore[no-untyped-def]
+    """How many callers each read of the queue asked for (None: all of them)."""
+    read = dispatch.calls.list_waiting_callers
+    asked: list[int | None] = []
+
+    def counted(*, session, first=None):  # type: ignore[no-untyped-def]
+        asked.append(first)
+        return read(session=session, first=first)
+
+    monkeypatch.setattr(dispatch.calls, "list_waiting_callers", counted)
+    return asked
+
+
+def test_a_freed_call_taker_reads_only_the_head_of_a_long_queue(
+    twilio, db: Session, app: Flask, gateway, monkeypatch
+) -> None:
+    monkeypatch.setattr(dispatch, "HEAD_PER_FREE_TAKER", 2)
+    sids = [queue_caller(twilio, from_number=f"+86138000004{n:02d}") for n in range(5)]
+    wang = on_duty(db, "wang")
+    asked = reads_of_the_queue(monkeypatch)
+
+    with app.app_context():
+        rung = dispatch.dispatch_waiting_calls(freed_staff_id=wang.id)
+
+    assert [(a.call_sid, a.staff_id) for a in rung] == [(sids[0], wang.id)]
+    assert asked == [2]  # one free call-taker: the first two callers, not five
+
+
+def test_a_head_of_callers_waiting_for_another_language_reads_the_whole_queue(
+    twilio, db: Session, app: Flask, gateway, monkeypatch
+) -> None:
+    """The head holds only Tibetan callers, still waiting for the Tibetan speaker (busy):
+    the Mandarin speaker who is free gets the first Mandarin caller behind them."""
+    monkeypatch.setattr(dispatch, "HEAD_PER_FREE_TAKER", 2)
+    tibetan = [queue_caller(twilio, lang="bo", from_number=f"+86138000005{n}") for n in range(3)]
+    mandarin = [queue_caller(twilio, from_number=f"+86138000006{n}") for n in range(2)]
+    tenzin = on_duty(db, "tenzin", languages=("bo", "zh"), phone_number="+8613900000009")
+    put_in(db, tenzin, S.ON_CALL, call_sid="CA" + "9" * 32)
+    wang = on_duty(db, "wang")
+    asked = reads_of_the_queue(monkeypatch)
+
+    with app.app_context():
+        rung = dispatch.dispatch_waiting_calls(freed_staff_id=wang.id)
+
+    assert [(a.call_sid, a.staff_id) for a in rung] == [(mandarin[0], wang.id)]
+    assert asked == [2, None]
+    assert all(dispatch.calls.queue_position(session=db, call_sid=sid) for sid in tibetan)
