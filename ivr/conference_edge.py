@@ -118,14 +118,16 @@ def drive(
     start = initial or (lambda: flow.start(call_sid))
     for _ in range(MAX_RACES):
         with config.sessions() as session:
-            if prepare is not None and not prepare(session):
-                session.rollback()
-                return False
+            # The room is read and stepped before ``prepare`` writes: on SQLite the write
+            # lock is then held for the writes alone (the save checks the room's version).
             room = conferences.load_room(
                 session=session, call_sid=call_sid, initial=lambda: start().to_dict()
             )
             before = ConferenceState.from_dict(room.state)
             after, effects = step(before)
+            if prepare is not None and not prepare(session):
+                session.rollback()
+                return False
             if after == before and not effects and prepare is None:
                 session.rollback()
                 return True
