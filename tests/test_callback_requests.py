@@ -295,7 +295,7 @@ def test_silence_or_another_key_puts_the_caller_back_in_the_queue_in_their_place
     assert call.intent == "complaint"
     db.expire_all()
     assert [c.call_sid for c in calls.list_waiting_callers(session=db)] == [sid, other]
-    assert calls.queue_position(session=db, call_sid=sid) == 1
+    assert calls.place_in_line(session=db, call_sid=sid).position == 1
     assert _tasks(db) == []
     # Back in the room: a new conference starts it again, and its leave is a hang-up.
     new_conference = new_conference_sid()

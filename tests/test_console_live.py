@@ -433,7 +433,6 @@ def test_a_caller_taken_meanwhile_leaves_the_call_taker_available(
 
     waiting_caller(db)
     monkeypatch.setattr(dispatch, "ring", lambda *args, **kwargs: False)
-    monkeypatch.setattr(dispatch, "dispatch_waiting_calls", lambda **kwargs: [])
 
     wang.post("/console/state", data={"state": "available"})
 

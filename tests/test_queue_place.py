@@ -47,7 +47,8 @@ def add_call(
 
 
 def places(db: Session, sids: list[str]) -> dict[str, int | None]:
-    return {sid: calls.queue_position(session=db, call_sid=sid) for sid in sids}
+    found = {sid: calls.place_in_line(session=db, call_sid=sid) for sid in sids}
+    return {sid: place.position if place else None for sid, place in found.items()}
 
 
 def test_emergencies_first_then_arrival_then_the_call_sid(db: Session) -> None:

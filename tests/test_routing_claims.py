@@ -443,4 +443,4 @@ def test_a_head_of_callers_waiting_for_another_language_reads_the_whole_queue(
 
     assert [(a.call_sid, a.staff_id) for a in rung] == [(mandarin[0], wang.id)]
     assert asked == [2, None]
-    assert all(dispatch.calls.queue_position(session=db, call_sid=sid) for sid in tibetan)
+    assert all(dispatch.calls.place_in_line(session=db, call_sid=sid) for sid in tibetan)

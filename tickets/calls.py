@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, String, and_, bindparam, func, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -176,34 +175,32 @@ def leave_queue(*, session: Session, call_sid: str, at: datetime) -> None:
     call.queue_wait_seconds = int((call.queue_left_at - call.queued_at).total_seconds())
 
 
-def _waiting_callers() -> Select[Any]:
-    """Calls in the queue, not ended, and nobody rung or connected for them (their room, if
-    any, is in the waiting phase): the callers waiting for a call-taker."""
-    busy_taker = (
-        select(CallTaker.staff_id)
-        .where(
-            CallTaker.call_sid == Call.call_sid,
-            CallTaker.state.in_((CallTakerState.RINGING, CallTakerState.ON_CALL)),
-        )
-        .exists()
+# The callers waiting for a call-taker: in the queue, not ended, and nobody rung or
+# connected for them (their room, if any, is in the waiting phase).
+_BUSY_TAKER = (
+    select(CallTaker.staff_id)
+    .where(
+        CallTaker.call_sid == Call.call_sid,
+        CallTaker.state.in_((CallTakerState.RINGING, CallTakerState.ON_CALL)),
     )
-    return (
-        select(Call.call_sid)
-        .outerjoin(ConferenceRoom, ConferenceRoom.call_sid == Call.call_sid)
-        .where(
-            Call.queued_at.is_not(None),
-            Call.queue_left_at.is_(None),
-            Call.ended_at.is_(None),
-            or_(ConferenceRoom.id.is_(None), ConferenceRoom.phase == WAITING),
-            ~busy_taker,
-        )
+    .exists()
+)
+_WAITING = (
+    select(Call.call_sid)
+    .outerjoin(ConferenceRoom, ConferenceRoom.call_sid == Call.call_sid)
+    .where(
+        Call.queued_at.is_not(None),
+        Call.queue_left_at.is_(None),
+        Call.ended_at.is_(None),
+        or_(ConferenceRoom.id.is_(None), ConferenceRoom.phase == WAITING),
+        ~_BUSY_TAKER,
     )
+)
 
 
 _IS_EMERGENCY = func.coalesce(Call.emergency_line, "") != ""
-# The statements of the queue, built once: building one costs more than running it, and
-# every routing decision and every round of the wait room runs one.
-_WAITING = _waiting_callers()
+# The statements of the queue are built once: building one costs more than running it,
+# and every routing decision and every round of the wait room runs one.
 _LIST_WAITING = _WAITING.add_columns(
     Call.language, Call.intent, Call.queued_at, Call.emergency_line, ConferenceRoom.failed_rings
 )
@@ -230,7 +227,7 @@ _AHEAD = {  # by whether the caller is an emergency: an emergency has only earli
 
 
 def list_waiting_callers(*, session: Session, first: int | None = None) -> list[WaitingCaller]:
-    """The callers waiting for a call-taker (see ``_waiting_callers``); with ``first``, the
+    """The callers waiting for a call-taker (see ``_WAITING``); with ``first``, the
     first that many in routing's order (``routing.queue_order.queue_key``)."""
     if first is None:
         rows = session.connection().execute(_LIST_WAITING).all()
@@ -276,12 +273,6 @@ def place_in_line(*, session: Session, call_sid: str) -> PlaceInLine | None:
         _AHEAD[bool(is_emergency)], {"b_call_sid": call_sid, "b_queued_at": queued_at}
     ).scalar_one()
     return PlaceInLine(1 + int(ahead), queued_at)
-
-
-def queue_position(*, session: Session, call_sid: str) -> int | None:
-    """1 for the caller at the head of the queue; None when not waiting."""
-    place = place_in_line(session=session, call_sid=call_sid)
-    return place.position if place else None
 
 
 def return_to_queue(*, session: Session, call_sid: str, at: datetime) -> None:
