@@ -38,7 +38,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, joinedload, sessionmaker
 from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired, Length
 
@@ -49,6 +49,8 @@ from webapp.settings import Settings
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 SESSIONS_KEY = "hotline.web_sessions"
+# The signed-in person's row with their roles and call-taker profile, in one statement.
+STAFF_WITH_PROFILE = (joinedload(Staff.roles), joinedload(Staff.call_taker))
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 
@@ -296,9 +298,12 @@ def _load_user(user_id: str) -> StaffUser | None:
     raw_id, _, token = user_id.partition(":")
     if not raw_id.isdigit() or not token:
         return None
-    staff = db_session().get(Staff, int(raw_id))
+    staff = db_session().get(Staff, int(raw_id), options=STAFF_WITH_PROFILE)
     if staff is None or not staff.is_active:
         return None
     if not secrets.compare_digest(staff.session_token, token):
         return None
+    # Held for the request: the session's identity map keeps rows only while something
+    # refers to them, and the views read this row again (``get`` then costs no query).
+    g.signed_in_staff = staff
     return StaffUser.of(staff)
