@@ -192,11 +192,11 @@ def _decide(config: VoiceConfig, now: datetime, freeing: int | None = None) -> _
     waiting for another language, say) is the whole queue read and the decision made
     again. A queue of 2,000 then costs a freed call-taker what a queue of 16 does.
     """
-    states = ON_DUTY if freeing is None else tuple(S)
     with config.sessions() as session:
-        rows = staff.call_takers_for_routing(states=states, session=session, now=now)
-        if freeing is not None:
-            rows = [row for row in rows if row.state in ON_DUTY or row.staff_id == freeing]
+        rows = staff.call_takers_for_routing(states=ON_DUTY, session=session, now=now)
+        if freeing is not None and all(row.staff_id != freeing for row in rows):
+            every = staff.call_takers_for_routing(states=tuple(S), session=session, now=now)
+            rows = [row for row in every if row.state in ON_DUTY or row.staff_id == freeing]
         takers = [_as_free(routing_taker(row), now, row.staff_id == freeing) for row in rows]
         free = sum(1 for taker in takers if taker.state is TakerState.AVAILABLE)
         head = HEAD_PER_FREE_TAKER * free

@@ -513,6 +513,28 @@ def test_a_failure_after_the_commit_does_not_store_the_move_again(
     assert moves.count(S.AVAILABLE) == 1
 
 
+def test_one_who_has_just_become_free_is_idle_for_the_shortest_time(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
+) -> None:
+    """Wang ends a wrap-up while Li has long been free: the waiting caller goes to Li
+    (the longest idle); Wang is available, rung for nobody."""
+    ring(db, taker, place_call(db))
+    for state in (S.ON_CALL, S.WRAP_UP):
+        staff_store.change_state(db.get_one(Staff, taker.id), state, session=db, actor="test")
+    li = add_staff(db, "li", phone_number="+8613900000004")
+    staff_store.change_state(li, S.AVAILABLE, session=db, actor="test", now=utcnow())
+    db.commit()
+    call_sid = waiting_caller(db)
+
+    wang.post("/console/state", data={"state": "available"})
+
+    db.expire_all()
+    assert db.get_one(Staff, taker.id).call_taker.state is S.AVAILABLE
+    theirs = db.get_one(Staff, li.id).call_taker
+    assert (theirs.state, theirs.call_sid) == (S.RINGING, call_sid)
+    assert [p.label for p in gateway.added] == [f"taker-{li.id}"]
+
+
 def test_going_available_with_nobody_waiting_is_recorded_alone(
     wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
 ) -> None:
