@@ -41,7 +41,7 @@ from routing.assignment import (
 )
 from routing.queue_order import WaitingCaller
 from tickets import calls, conferences, staff
-from tickets.db import utcnow, writes_first, writes_reserved
+from tickets.db import utcnow, writes_first
 from tickets.events import record_event
 from tickets.models import CallTakerState
 
@@ -115,44 +115,25 @@ def free_and_ring(
     ring does not happen (nobody waits, the caller was taken meanwhile, a failure) the
     move is committed by itself and the queue is run as for any freed call-taker.
     ``StaffError`` from ``become_free`` reaches the caller with nothing written.
-
-    Passes for call-takers freed at the same moment cannot see each other (neither move is
-    committed) and may choose the same caller. The one that lost decides again with
-    SQLite's writer lock taken first (``tickets.db.writes_reserved``): its reads then see
-    every write before its own, so its second choice cannot be taken too.
     """
-    decided = _decide_safely(config, now, staff_id)
-    theirs = _theirs(decided, staff_id)
+    try:
+        decided = _decide(config, now, freeing=staff_id)
+    except Exception:
+        log.exception("deciding for %s failed; their move is stored alone", staff_id)
+        decided = None
+    decisions = decided.decisions if decided else []
+    theirs = [d for d in decisions if d.staff_id == staff_id]
     stored = bool(theirs and decided and _ring_with(config, theirs[0], decided, become_free, now))
-    if theirs and not stored:  # another pass took their caller: decide again, exactly
-        with writes_reserved(config.sessions.kw.get("bind")):
-            decided = _decide_safely(config, now, staff_id)
-            theirs = _theirs(decided, staff_id)
-            stored = bool(
-                theirs and decided and _ring_with(config, theirs[0], decided, become_free, now)
-            )
     if not stored:
         _commit_alone(config, become_free)
     try:
-        if theirs and not stored:  # taken again (PostgreSQL): as for any freed call-taker
+        if theirs and not stored:  # their caller was taken meanwhile: as for any freed one
             return dispatch_waiting_calls(config=config, freed_staff_id=staff_id)
-        others = [d for d in decided.decisions if d.staff_id != staff_id] if decided else []
+        others = [d for d in decisions if d.staff_id != staff_id]
         return theirs + _ring_each(config, others, decided.targets, fresh=0) if decided else []
     except Exception:
         log.exception("dispatching after %s became free failed; the sweep will", staff_id)
         return theirs if stored else []
-
-
-def _decide_safely(config: VoiceConfig, now: datetime, staff_id: int) -> _Decided | None:
-    try:
-        return _decide(config, now, freeing=staff_id)
-    except Exception:
-        log.exception("deciding for %s failed; their move is stored alone", staff_id)
-        return None
-
-
-def _theirs(decided: _Decided | None, staff_id: int) -> list[Assignment]:
-    return [d for d in decided.decisions if d.staff_id == staff_id] if decided else []
 
 
 def _ring_with(

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from tickets import sqlite_writer_lock
-from tickets.db import make_engine, writes_first, writes_reserved
+from tickets.db import make_engine, writes_first
 
 
 @pytest.fixture
@@ -172,65 +172,3 @@ def test_writes_are_urgent_only_inside_the_block(sqlite_engine: Engine) -> None:
             assert sqlite_writer_lock._urgent.get()
         assert sqlite_writer_lock._urgent.get()
     assert not sqlite_writer_lock._urgent.get()
-
-
-def test_a_reserved_lock_is_held_from_the_reservation_to_the_end_of_the_next_write(
-    sqlite_engine: Engine, database: Path
-) -> None:
-    """Taken ahead (routing's exact retry): the reads in between see every write before
-    the reserving thread's own; that write uses the lock and gives it back at its end."""
-    with writes_reserved(sqlite_engine):
-        assert not writer_lock_is_free(database)
-        with sqlite_engine.connect() as connection:
-            connection.execute(text("SELECT count(*) FROM notes"))
-            assert not writer_lock_is_free(database)
-            connection.execute(text("INSERT INTO notes (body) VALUES ('a')"))
-            connection.commit()
-        assert writer_lock_is_free(database)
-        with sqlite_engine.connect() as connection:  # a later write takes it as usual
-            connection.execute(text("INSERT INTO notes (body) VALUES ('b')"))
-            assert not writer_lock_is_free(database)
-            connection.commit()
-    assert writer_lock_is_free(database)
-
-
-def test_a_reservation_with_no_write_is_given_back_at_its_end(
-    sqlite_engine: Engine, database: Path
-) -> None:
-    with writes_reserved(sqlite_engine):
-        assert not writer_lock_is_free(database)
-        with sqlite_engine.connect() as connection:
-            connection.execute(text("SELECT count(*) FROM notes"))
-    assert writer_lock_is_free(database)
-
-
-def test_another_writer_waits_for_the_reservation(sqlite_engine: Engine) -> None:
-    reserved = threading.Event()
-
-    def other_writer() -> None:
-        reserved.wait()
-        with sqlite_engine.begin() as connection:
-            connection.execute(text("INSERT INTO notes (body) VALUES ('theirs')"))
-
-    thread = threading.Thread(target=other_writer)
-    thread.start()
-    with writes_reserved(sqlite_engine):
-        reserved.set()
-        time.sleep(0.1)  # the other writer is waiting by now, or will be
-        with sqlite_engine.begin() as connection:
-            connection.execute(text("INSERT INTO notes (body) VALUES ('mine')"))
-    thread.join(5)
-    with sqlite_engine.connect() as connection:
-        rows = connection.execute(text("SELECT body FROM notes ORDER BY id")).scalars().all()
-    assert rows == ["mine", "theirs"]
-
-
-def test_a_reservation_on_an_engine_without_the_lock_does_nothing() -> None:
-    engine = make_engine("sqlite://")
-    try:
-        with writes_reserved(engine), engine.begin() as connection:
-            connection.execute(text("SELECT 1"))
-        with writes_reserved(None):
-            pass
-    finally:
-        engine.dispose()

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 from tickets import sqlite_writer_lock
-from tickets.sqlite_writer_lock import reserved as writes_reserved  # noqa: F401  (re-exported)
 from tickets.sqlite_writer_lock import urgent as writes_first  # noqa: F401  (re-exported)
 
 NAMING_CONVENTION = {

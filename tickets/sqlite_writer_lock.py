@@ -15,10 +15,6 @@ anyone holds it. So a call-taker's "available" waits for the transaction in prog
 for the queue of webhook stores behind it; under the routing burst the webhooks' writers
 were four processes polling against the console's one.
 
-A thread may also take the lock ahead of its next write transaction (``reserved``): the
-reads it makes meanwhile then see every write there will be until its own, so a decision
-made on them cannot be overtaken (routing's retry after another pass took its caller).
-
 The OS lock is an addition, not a replacement: SQLite's own locking still holds. A writer
 that cannot get the OS lock within the busy timeout writes anyway and SQLite decides, as
 without this module (so two connections of one thread can never wait for each other
@@ -35,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, event
 
@@ -44,10 +39,6 @@ FIRST_NAP = 0.0002
 MAX_NAP = 0.002
 HELD = "hotline.writer_lock"
 _urgent: ContextVar[bool] = ContextVar("hotline_urgent_writes", default=False)
-# The lock taken ahead by ``reserved`` for this context's next write: its path, and its
-# file descriptor until that write takes it.
-_reserved: ContextVar[tuple[str, list[int]] | None] = ContextVar("hotline_reserved", default=None)
-_LOCKS: WeakKeyDictionary[Engine, tuple[str, str, float]] = WeakKeyDictionary()
 
 
 @contextmanager
@@ -60,41 +51,17 @@ def urgent() -> Iterator[None]:
         _urgent.reset(token)
 
 
-@contextmanager
-def reserved(engine: Engine | None) -> Iterator[None]:
-    """Take ``engine``'s writer lock now, for the next write transaction of this thread (or
-    task), which gives it back when it ends; given back here if no write came. Nothing
-    happens for an engine without the lock (PostgreSQL, SQLite in memory)."""
-    paths = _LOCKS.get(engine) if engine is not None else None
-    if paths is None or _reserved.get() is not None:
-        yield
-        return
-    fd = _acquire(*paths, urgent=_urgent.get())
-    held = [] if fd is None else [fd]
-    token = _reserved.set((paths[0], held))
-    try:
-        yield
-    finally:
-        _reserved.reset(token)
-        _release(held.pop() if held else None)
-
-
 def install(engine: Engine, database_path: str, timeout: float) -> None:
     """Take the writer lock of ``database_path`` around every write transaction."""
     lock_path = database_path + "-writer.lock"
     urgent_path = database_path + "-urgent.lock"
-    _LOCKS[engine] = (lock_path, urgent_path, timeout)
 
     @event.listens_for(engine, "before_cursor_execute")
     def _before_write(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
         if HELD not in conn.info and WRITES.match(statement):
-            reservation = _reserved.get()
-            if reservation and reservation[0] == lock_path and reservation[1]:
-                conn.info[HELD] = reservation[1].pop()
-            else:
-                conn.info[HELD] = _acquire(lock_path, urgent_path, timeout, urgent=_urgent.get())
+            conn.info[HELD] = _acquire(lock_path, urgent_path, timeout, urgent=_urgent.get())
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
