@@ -10,17 +10,16 @@ so two dispatchers running at once never ring one call-taker twice or one caller
 The participant is created after that commit (``ivr.conference_edge``).
 
 When it runs: after queue entries are stored (``ivr.persist``), when a call-taker becomes
-available (the console's button through ``free_and_ring``, which writes the move and the
-ring in one transaction; the end of a ring or a wrap-up here and in the worker), after a
-missed ring (the next call-taker, ``routing.rings``), and every minute in the worker's
-sweep (language waits that ran out, lost callbacks).
+available (the console calls ``dispatch_waiting_calls``; the end of a ring or a wrap-up
+here and in the worker), after a missed ring (the next call-taker, ``routing.rings``), and
+every minute in the worker's sweep (language waits that ran out, lost callbacks).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -48,9 +47,6 @@ from tickets.models import CallTakerState
 log = logging.getLogger(__name__)
 S = CallTakerState
 ON_DUTY = (S.AVAILABLE, S.RINGING, S.ON_CALL, S.WRAP_UP)
-# Writes a call-taker's own move to free (the console's "available"), in a transaction it
-# is given; raises ``tickets.staff.StaffError`` when the move is not allowed.
-BecomeFree = Callable[[Session], object]
 LOST_CALLBACK_GRACE = timedelta(seconds=30)  # after the ring timeout
 HEAD_PER_FREE_TAKER = 16  # callers read first for each free call-taker (see ``_decide``)
 
@@ -101,69 +97,6 @@ def dispatch_waiting_calls(
     return rung + _ring_each(config, others, decided.targets, fresh=0)
 
 
-def free_and_ring(
-    config: VoiceConfig, staff_id: int, become_free: BecomeFree, *, now: datetime
-) -> list[Assignment]:
-    """``staff_id`` becomes free (``become_free`` writes it, dated ``now``) and is rung for
-    the next caller in the same transaction; the assignments that were rung.
-
-    The decision is made first, on reads that see the call-taker as free since ``now``
-    (nobody else rings them before the commit: the stored state is not free yet); then one
-    transaction writes their move, the ring's claim and the room, and commits. So the
-    console's "available" and the ring that follows are one commit, not three (the move,
-    the reads, the claim): one turn of SQLite's write lock, one flush to disk. When the
-    ring does not happen (nobody waits, the caller was taken meanwhile, a failure) the
-    move is committed by itself and the queue is run as for any freed call-taker.
-    ``StaffError`` from ``become_free`` reaches the caller with nothing written.
-    """
-    try:
-        decided = _decide(config, now, freeing=staff_id)
-    except Exception:
-        log.exception("deciding for %s failed; their move is stored alone", staff_id)
-        decided = None
-    decisions = decided.decisions if decided else []
-    theirs = [d for d in decisions if d.staff_id == staff_id]
-    stored = bool(theirs and decided and _ring_with(config, theirs[0], decided, become_free, now))
-    if not stored:
-        _commit_alone(config, become_free)
-    try:
-        if theirs and not stored:  # their caller was taken meanwhile: as for any freed one
-            return dispatch_waiting_calls(config=config, freed_staff_id=staff_id)
-        others = [d for d in decisions if d.staff_id != staff_id]
-        return theirs + _ring_each(config, others, decided.targets, fresh=0) if decided else []
-    except Exception:
-        log.exception("dispatching after %s became free failed; the sweep will", staff_id)
-        return theirs if stored else []
-
-
-def _ring_with(
-    config: VoiceConfig,
-    assignment: Assignment,
-    decided: _Decided,
-    become_free: BecomeFree,
-    now: datetime,
-) -> bool:
-    """``ring`` with the move written first; True when the move is stored (rung, or a
-    failure after the commit)."""
-    target = decided.targets.get(assignment.staff_id)
-    if target is None:
-        return False
-    try:
-        return ring(config, assignment, target=target, before=become_free)
-    except staff.StaffError:
-        raise
-    except Exception:
-        log.exception("ringing %s failed", assignment.staff_id)
-        with config.sessions() as session:  # stored, unless the failure came before the commit
-            return staff.moved_since(assignment.staff_id, now, session=session)
-
-
-def _commit_alone(config: VoiceConfig, become_free: BecomeFree) -> None:
-    with config.sessions() as session:
-        become_free(session)
-        session.commit()
-
-
 @dataclass
 class _Decided:
     """One decision and what it was made on."""
@@ -181,9 +114,8 @@ class _Decided:
         return assign(left, self.takers, self.now, self.config.routing_policy)
 
 
-def _decide(config: VoiceConfig, now: datetime, freeing: int | None = None) -> _Decided | None:
-    """Read and decide; None when nobody is free or nobody waits. ``freeing``: a
-    call-taker seen as free since ``now``, whatever their stored state (``free_and_ring``).
+def _decide(config: VoiceConfig, now: datetime) -> _Decided | None:
+    """Read and decide; None when nobody is free or nobody waits.
 
     The queue is read from its head: ``HEAD_PER_FREE_TAKER`` callers per free call-taker
     in queue order. ``assign`` serves callers in that order, each taking the best free
@@ -194,17 +126,14 @@ def _decide(config: VoiceConfig, now: datetime, freeing: int | None = None) -> _
     """
     with config.sessions() as session:
         rows = staff.call_takers_for_routing(states=ON_DUTY, session=session, now=now)
-        if freeing is not None and all(row.staff_id != freeing for row in rows):
-            every = staff.call_takers_for_routing(states=tuple(S), session=session, now=now)
-            rows = [row for row in every if row.state in ON_DUTY or row.staff_id == freeing]
-        takers = [_as_free(routing_taker(row), now, row.staff_id == freeing) for row in rows]
-        free = sum(1 for taker in takers if taker.state is TakerState.AVAILABLE)
+        free = sum(1 for row in rows if row.state is S.AVAILABLE)
         head = HEAD_PER_FREE_TAKER * free
         callers = calls.list_waiting_callers(session=session, first=head) if free else []
         session.commit()  # wrap-ups that ended on the way (one commit, for both reads)
     if not callers:
         return None
     whole_queue = len(callers) < head
+    takers = [routing_taker(row) for row in rows]
     decisions = assign(callers, takers, now, config.routing_policy)
     if not whole_queue and len(decisions) < free:
         with config.sessions() as session:
@@ -218,17 +147,9 @@ def _decide(config: VoiceConfig, now: datetime, freeing: int | None = None) -> _
             row.staff_id, row.client_identity, row.phone_number, row.display_name
         )
         for row in rows
-        if row.state is S.AVAILABLE or row.staff_id == freeing
+        if row.state is S.AVAILABLE
     }
     return _Decided(config, now, callers, takers, decisions, targets, whole_queue)
-
-
-def _as_free(taker: CallTaker, now: datetime, freeing: bool) -> CallTaker:
-    """The call-taker as routing will see them once they are free: idle from ``now``, as
-    ``tickets.staff`` records it."""
-    if not freeing or taker.state is TakerState.AVAILABLE:
-        return taker
-    return replace(taker, state=TakerState.AVAILABLE, idle_since=now, away_reason=None)
 
 
 def _ring_each(
@@ -288,14 +209,11 @@ def ring(
     *,
     depth: int = 0,
     target: Target | None = None,
-    before: BecomeFree | None = None,
 ) -> bool:
     """Claim the call-taker and the caller, then ring. False when either was taken.
 
     ``target``: where the call-taker is rung, when the caller has just read it; else it is
     read here, before the claim (nothing is read while the claim holds the write lock).
-    ``before``: written first in the claim's transaction (``free_and_ring``); nothing of it
-    stays when the ring does not happen.
     """
     if target is None:
         with config.sessions() as session:
@@ -308,8 +226,6 @@ def ring(
     ringing = RingTaker("routing", target)
 
     def claim(session: Session) -> bool:
-        if before is not None:
-            before(session)
         if not staff.ring_if_available(
             session=session,
             staff_id=assignment.staff_id,

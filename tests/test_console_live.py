@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callflows.conference_messages import ParticipantJoined, RingTaker, Target
@@ -412,127 +411,6 @@ def test_going_available_rings_the_caller_who_was_waiting(
     ringing, available = changes
     assert (available.to_state, ringing.to_state) == (S.AVAILABLE, S.RINGING)
     assert available.actor == f"staff:{taker.id}" and ringing.call_sid == call_sid
-
-
-def test_going_available_and_the_ring_are_one_commit(
-    app: Flask, wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
-) -> None:
-    """The move and the ring's claim are written together: one writing transaction (one
-    turn of SQLite's write lock), not one for the move and another for the claim."""
-    waiting_caller(db)
-    engine = app.extensions["hotline.engine"]
-    writing_commits = []
-
-    def wrote(conn, cursor, statement, *args: object) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")):
-            conn.info["wrote"] = True
-
-    def committed(conn) -> None:  # type: ignore[no-untyped-def]
-        if conn.info.pop("wrote", False):
-            writing_commits.append(conn)
-
-    event.listen(engine, "after_cursor_execute", wrote)
-    event.listen(engine, "commit", committed)
-    try:
-        wang.post("/console/state", data={"state": "available"})
-    finally:
-        event.remove(engine, "after_cursor_execute", wrote)
-        event.remove(engine, "commit", committed)
-
-    db.expire_all()
-    assert db.get(Staff, taker.id).call_taker.state is S.RINGING
-    assert [p.label for p in gateway.added] == [f"taker-{taker.id}"]
-    assert len(writing_commits) == 2  # the move with the ring; then the new leg's CallSid
-
-
-def test_a_caller_rung_by_another_pass_meanwhile_leaves_them_rung_for_the_next(
-    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway, monkeypatch
-) -> None:
-    """Between the decision and the claim another pass rings the caller chosen for them
-    (to a colleague): their move is committed on its own and they are rung for the next
-    caller; nobody is rung twice."""
-    from ivr import dispatch
-
-    first, second = waiting_caller(db), waiting_caller(db)
-    li = add_staff(db, "li", phone_number="+8613900000004")
-    decide = dispatch._decide
-
-    def decide_then_lose_the_caller(*args, **kwargs):  # type: ignore[no-untyped-def]
-        decided = decide(*args, **kwargs)
-        if kwargs.get("freeing") == taker.id:
-            staff_store.change_state(
-                db.get_one(Staff, li.id), S.AVAILABLE, session=db, actor="system:test"
-            )
-            db.commit()
-            chosen = next(d for d in decided.decisions if d.staff_id == taker.id)
-            assert chosen.call_sid == first
-            assert dispatch.ring(decided.config, replace(chosen, staff_id=li.id))
-        return decided
-
-    monkeypatch.setattr(dispatch, "_decide", decide_then_lose_the_caller)
-
-    wang.post("/console/state", data={"state": "available"})
-
-    db.expire_all()
-    mine = db.get_one(Staff, taker.id).call_taker
-    theirs = db.get_one(Staff, li.id).call_taker
-    assert (mine.state, mine.call_sid) == (S.RINGING, second)
-    assert (theirs.state, theirs.call_sid) == (S.RINGING, first)
-    assert sorted(p.label for p in gateway.added) == sorted([f"taker-{taker.id}", f"taker-{li.id}"])
-    moves = db.scalars(
-        select(CallTakerStateChange.to_state)
-        .where(CallTakerStateChange.staff_id == taker.id)
-        .order_by(CallTakerStateChange.id)
-    ).all()
-    assert moves[-2:] == [S.AVAILABLE, S.RINGING]
-
-
-def test_a_failure_after_the_commit_does_not_store_the_move_again(
-    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway, monkeypatch
-) -> None:
-    """The ring was committed, then something failed on the way out: the call-taker stays
-    ringing (the move is not applied a second time, which would free them mid-ring)."""
-    from ivr import conference_edge
-
-    call_sid = waiting_caller(db)
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("the line to Twilio broke")
-
-    monkeypatch.setattr(conference_edge, "_after_commit", broken)
-
-    response = wang.post("/console/state", data={"state": "available"})
-
-    assert response.status_code == 302
-    db.expire_all()
-    profile = db.get_one(Staff, taker.id).call_taker
-    assert (profile.state, profile.call_sid) == (S.RINGING, call_sid)
-    moves = db.scalars(
-        select(CallTakerStateChange.to_state).where(CallTakerStateChange.staff_id == taker.id)
-    ).all()
-    assert moves.count(S.AVAILABLE) == 1
-
-
-def test_one_who_has_just_become_free_is_idle_for_the_shortest_time(
-    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
-) -> None:
-    """Wang ends a wrap-up while Li has long been free: the waiting caller goes to Li
-    (the longest idle); Wang is available, rung for nobody."""
-    ring(db, taker, place_call(db))
-    for state in (S.ON_CALL, S.WRAP_UP):
-        staff_store.change_state(db.get_one(Staff, taker.id), state, session=db, actor="test")
-    li = add_staff(db, "li", phone_number="+8613900000004")
-    staff_store.change_state(li, S.AVAILABLE, session=db, actor="test", now=utcnow())
-    db.commit()
-    call_sid = waiting_caller(db)
-
-    wang.post("/console/state", data={"state": "available"})
-
-    db.expire_all()
-    assert db.get_one(Staff, taker.id).call_taker.state is S.AVAILABLE
-    theirs = db.get_one(Staff, li.id).call_taker
-    assert (theirs.state, theirs.call_sid) == (S.RINGING, call_sid)
-    assert [p.label for p in gateway.added] == [f"taker-{li.id}"]
 
 
 def test_going_available_with_nobody_waiting_is_recorded_alone(

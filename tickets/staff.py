@@ -690,15 +690,6 @@ def ring_address(staff_id: int, *, session: Session) -> Row | None:
     return session.connection().execute(_RING_ADDRESS, {"b_staff_id": staff_id}).first()
 
 
-def moved_since(staff_id: int, since: datetime, *, session: Session) -> bool:
-    """Whether the call-taker's state changed at or after ``since`` (a move dated
-    ``since`` is stored, or a later one overtook it)."""
-    changed = session.scalar(
-        select(CallTaker.state_changed_at).where(CallTaker.staff_id == staff_id)
-    )
-    return changed is not None and changed >= since
-
-
 def _holds_call_taker_role(staff_id: object) -> Exists:
     return (
         select(StaffRole.staff_id)

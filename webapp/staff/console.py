@@ -21,7 +21,7 @@ from webapp.auth import db_session, error_pages, roles_required
 from webapp.settings import Settings
 from webapp.staff import live_events, live_operations, live_orders, work_order_dispatch
 from webapp.staff.forms import AWAY_REASONS, LABELS, StateForm
-from webapp.staff.live_dispatch import go_available
+from webapp.staff.live_dispatch import dispatch_after_commit
 from webapp.staff.live_snapshot import EMERGENCY_LINES, Viewer, build_snapshot
 
 bp = error_pages(Blueprint("console", __name__, url_prefix="/console"))
@@ -120,30 +120,23 @@ def change_state() -> ResponseReturnValue:
     staff, _profile = _me()
     settings: Settings = current_app.config["HOTLINE_SETTINGS"]
     try:
-        if to_state is CallTakerState.AVAILABLE:  # and rung for the next caller, one commit
-            go_available(
-                staff,
-                actor=current_user.actor,
-                wrap_up_seconds=settings.wrap_up_seconds,
-                now=pressed,
-            )
-        else:
-            away = to_state is CallTakerState.AWAY
-            staff_store.change_state(
-                staff,
-                to_state,
-                session=db,
-                actor=current_user.actor,
-                reason=form.away_reason() if away else "from the console",
-                wrap_up_seconds=settings.wrap_up_seconds,
-                now=pressed,
-            )
-            db.commit()
+        staff_store.change_state(
+            staff,
+            to_state,
+            session=db,
+            actor=current_user.actor,
+            reason=form.away_reason() if to_state is CallTakerState.AWAY else "from the console",
+            wrap_up_seconds=settings.wrap_up_seconds,
+            now=pressed,
+        )
     except staff_store.StaffError as error:
         db.rollback()
         flash(str(error), "error")
     else:
+        db.commit()
         flash(f"You are {LABELS['state_labels'][to_state].lower()}.", "success")
+        if to_state is CallTakerState.AVAILABLE:
+            dispatch_after_commit(current_user.id)
     return redirect(url_for("console.index"))
 
 

@@ -2,13 +2,13 @@
 
 On ``PYTHONPATH`` only for the servers that the burst starts, and only when
 ``BENCH_DISPATCH_LOG`` names a folder: every process (gunicorn's master and workers, the
-journal drainer, the console's workers) appends one JSON line per routing pass
-(``ivr.dispatch.dispatch_waiting_calls``, or the console's ``free_and_ring``) to
-``<folder>/<pid>.jsonl``: when it started and ended (wall clock), whether it reached
-``assign`` (somebody free and somebody waiting) and the call-takers it rang. The module
-attributes are replaced before the app is imported, not the code, so every caller gets
-the wrapped function (``ivr.persist`` imported its own name first, and is given it); the
-decision itself is the application's, untouched.
+journal drainer, the console's workers) appends one JSON line per
+``ivr.dispatch.dispatch_waiting_calls`` pass to ``<folder>/<pid>.jsonl``: when it started
+and ended (wall clock), whether it reached ``assign`` (somebody free and somebody waiting)
+and the call-takers it rang. The module attributes are replaced, not the code: the callers
+look the function up when they call it (``ivr.persist``, ``ivr.dispatch.follow_up``, the
+console's ``dispatch_after_commit``), so every pass is seen; the decision itself is the
+application's, untouched.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
 
 _FOLDER = os.environ.get("BENCH_DISPATCH_LOG", "")
 
@@ -26,6 +25,7 @@ def _install(folder: str) -> None:
     import ivr.dispatch as dispatch
     import ivr.persist as persist
 
+    original = dispatch.dispatch_waiting_calls
     original_assign = dispatch.assign
     lock = threading.Lock()
     local = threading.local()
@@ -39,32 +39,27 @@ def _install(folder: str) -> None:
         local.decided = True
         return original_assign(*args, **kwargs)
 
-    def noted(pass_: Callable[..., list]) -> Callable[..., list]:
-        def noting(*args, **kwargs):  # type: ignore[no-untyped-def]
-            local.decided = False
-            started = time.time()
-            rung = []
-            try:
-                rung = pass_(*args, **kwargs)
-                return rung
-            finally:
-                write(
-                    {
-                        "pid": os.getpid(),
-                        "start": started,
-                        "end": time.time(),
-                        "decided": bool(getattr(local, "decided", False)),
-                        "rung": [[a.call_sid, a.staff_id] for a in rung or ()],
-                    }
-                )
-
-        return noting
+    def dispatch_waiting_calls(*args, **kwargs):  # type: ignore[no-untyped-def]
+        local.decided = False
+        started = time.time()
+        rung = []
+        try:
+            rung = original(*args, **kwargs)
+            return rung
+        finally:
+            write(
+                {
+                    "pid": os.getpid(),
+                    "start": started,
+                    "end": time.time(),
+                    "decided": bool(getattr(local, "decided", False)),
+                    "rung": [[a.call_sid, a.staff_id] for a in rung or ()],
+                }
+            )
 
     dispatch.assign = assign
-    dispatch.dispatch_waiting_calls = noted(dispatch.dispatch_waiting_calls)
-    persist.dispatch_waiting_calls = dispatch.dispatch_waiting_calls
-    # The console's "available" (its own pass; a fallback pass inside it is noted too).
-    dispatch.free_and_ring = noted(dispatch.free_and_ring)
+    dispatch.dispatch_waiting_calls = dispatch_waiting_calls
+    persist.dispatch_waiting_calls = dispatch_waiting_calls
 
 
 if _FOLDER:
