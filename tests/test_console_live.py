@@ -413,6 +413,28 @@ def test_going_available_rings_the_caller_who_was_waiting(
     assert available.actor == f"staff:{taker.id}" and ringing.call_sid == call_sid
 
 
+def test_one_who_has_just_become_free_is_idle_for_the_shortest_time(
+    wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
+) -> None:
+    """Wang ends a wrap-up while Li has long been free: the waiting caller goes to Li
+    (the longest idle); Wang is available, rung for nobody."""
+    ring(db, taker, place_call(db))
+    for state in (S.ON_CALL, S.WRAP_UP):
+        staff_store.change_state(db.get_one(Staff, taker.id), state, session=db, actor="test")
+    li = add_staff(db, "li", phone_number="+8613900000004")
+    staff_store.change_state(li, S.AVAILABLE, session=db, actor="test", now=utcnow())
+    db.commit()
+    call_sid = waiting_caller(db)
+
+    wang.post("/console/state", data={"state": "available"})
+
+    db.expire_all()
+    assert db.get_one(Staff, taker.id).call_taker.state is S.AVAILABLE
+    theirs = db.get_one(Staff, li.id).call_taker
+    assert (theirs.state, theirs.call_sid) == (S.RINGING, call_sid)
+    assert [p.label for p in gateway.added] == [f"taker-{li.id}"]
+
+
 def test_going_available_with_nobody_waiting_is_recorded_alone(
     wang: FlaskClient, taker: Staff, db: Session, gateway: ConsoleGateway
 ) -> None:
