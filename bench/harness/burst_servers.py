@@ -230,7 +230,19 @@ class Console:
         return found.group(1)
 
     def go_available(self) -> int:
-        """POST the console's "available" button; the view commits, then dispatches."""
+        """POST the console's "available" button; the view commits, then dispatches.
+
+        Sent again once when the kept-alive connection turns out closed: gunicorn closes a
+        connection idle for its keep-alive time (2 s), and a call-taker idles longer than
+        that between presses, so the POST may go out on a socket the server has just
+        closed (reset, nothing read). A browser sends it again the same way; a second
+        "available" would change nothing anyway."""
+        try:
+            return self._press_available()
+        except requests.ConnectionError:
+            return self._press_available()
+
+    def _press_available(self) -> int:
         answer = self.session.post(
             self.base_url + "/console/state",
             data={"csrf_token": self.token, "state": "available"},
